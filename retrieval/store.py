@@ -1,0 +1,311 @@
+"""The chunk store on Qdrant: embedded under the data dir by default, a server when a URL is set.
+
+A document's new chunks are written hidden (`pending`), shown in one step, and only then are
+its old chunks deleted: a crash at any point leaves the old or the new version searchable,
+never neither and never half of one. The next index run tidies whatever a crash left behind.
+"""
+
+import json
+import os
+import sys
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from retrieval.embeddings import Embedding
+from retrieval.errors import AjusteError, IndexBusyError, StoreUnavailableError
+from retrieval.settings import QdrantSettings
+
+DENSE = "dense"
+SPARSE = "bm25"
+HOLDER_FILE = "ajuste-holder.json"
+_POINT_NAMESPACE = uuid.UUID("8c4a5a0e-4f0e-4a54-9a8a-2f8f3f0c1d5e")
+_UPSERT_BATCH = 64
+
+
+def point_id(doc_id: str, version: str, chunk: int) -> str:
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{doc_id}\x00{version}\x00{chunk}"))
+
+
+@dataclass
+class StoredVersion:
+    point_ids: list[str] = field(default_factory=list)
+    pending: bool = False
+
+
+@dataclass
+class StoredDocument:
+    """What the index holds of one document: normally one visible version."""
+
+    doc_id: str
+    source: str
+    location: str
+    versions: dict[str, StoredVersion] = field(default_factory=dict)
+
+    @property
+    def live_version(self) -> str | None:
+        live = [v for v, stored in self.versions.items() if not stored.pending]
+        return live[0] if len(live) == 1 and len(self.versions) == 1 else None
+
+
+@dataclass(frozen=True)
+class Hit:
+    score: float
+    similarity: float  # cosine between question and chunk
+    keyword_coverage: float  # share of the question's keywords the chunk holds
+    doc_id: str
+    source: str
+    title: str
+    location: str
+    heading: str
+    body: str
+    chunk: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.heading}\n{self.body}" if self.heading else self.body
+
+
+def open_store(settings: QdrantSettings, data_dir: Path) -> "ChunkStore":
+    """The one place that builds a Qdrant client: a server when a URL is set, else embedded."""
+    if settings.url is not None:
+        url = str(settings.url)
+        api_key = settings.api_key.get_secret_value() if settings.api_key else None
+        client = QdrantClient(url=url, api_key=api_key, timeout=int(settings.timeout))
+        try:
+            client.get_collections()
+        except (ResponseHandlingException, UnexpectedResponse, OSError) as error:
+            raise StoreUnavailableError(
+                f"The Qdrant server at {url} did not answer ({_reason(error)}): start it, or "
+                "fix AJUSTE_QDRANT__URL / AJUSTE_QDRANT__API_KEY (empty URL: embedded Qdrant)."
+            ) from error
+        return ChunkStore(client, collection=settings.collection, local_path=None)
+    path = settings.path or data_dir / "qdrant"
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        client = QdrantClient(path=str(path))
+    except RuntimeError as error:
+        if "already accessed" not in str(error):
+            raise
+        raise IndexBusyError(_busy_message(path)) from error
+    (path / HOLDER_FILE).write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:2]),
+                "since": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+    )
+    return ChunkStore(client, collection=settings.collection, local_path=path)
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[-1][:200] if text else type(error).__name__
+
+
+def _busy_message(path: Path) -> str:
+    holder = ""
+    try:
+        info = json.loads((path / HOLDER_FILE).read_text())
+        holder = f" (`{info['command']}`, pid {info['pid']}, since {info['since']})"
+    except (OSError, ValueError, KeyError):
+        pass
+    return (
+        f"The index at {path} is open in another Ajuste process{holder}. The embedded "
+        "Qdrant serves one process at a time: stop that process and retry, or run a Qdrant "
+        "server (AJUSTE_QDRANT__URL) so several processes can share the index."
+    )
+
+
+class ChunkStore:
+    """Chunks of documents, with their vectors and source metadata, in one Qdrant collection."""
+
+    def __init__(self, client: QdrantClient, *, collection: str, local_path: Path | None) -> None:
+        self.client = client
+        self.collection = collection
+        self._local_path = local_path  # where our holder note lives, for embedded mode
+
+    def close(self) -> None:
+        if self._local_path is not None:
+            (self._local_path / HOLDER_FILE).unlink(missing_ok=True)
+        self.client.close()
+
+    def ensure_collection(self, dim: int) -> None:
+        if self.client.collection_exists(self.collection):
+            vectors = self.client.get_collection(self.collection).config.params.vectors
+            existing = vectors.get(DENSE) if isinstance(vectors, dict) else None
+            if existing is None or existing.size != dim:
+                size = existing.size if existing is not None else "unknown"
+                raise AjusteError(
+                    f"The collection '{self.collection}' holds {size}-dimension vectors but the "
+                    f"embedding model makes {dim}: set AJUSTE_QDRANT__COLLECTION to a new name "
+                    "and index again (or switch back to the model it was built with)."
+                )
+            return
+        self.client.create_collection(
+            self.collection,
+            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        if self._local_path is not None:
+            return  # the embedded Qdrant scans payloads; indexes only help a server
+        for key in ("doc_id", "source"):
+            self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
+
+    def documents(self) -> dict[str, StoredDocument]:
+        """Every document in the index with its versions' point ids (payloads only, no vectors)."""
+        stored: dict[str, StoredDocument] = {}
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                self.collection,
+                limit=1024,
+                offset=offset,
+                with_payload=["doc_id", "version", "pending", "source", "location"],
+                with_vectors=False,
+            )
+            for point in points:
+                payload = point.payload or {}
+                doc = stored.setdefault(
+                    payload["doc_id"],
+                    StoredDocument(payload["doc_id"], payload["source"], payload["location"]),
+                )
+                version = doc.versions.setdefault(payload["version"], StoredVersion())
+                version.point_ids.append(str(point.id))
+                version.pending = version.pending or bool(payload.get("pending"))
+            if offset is None:
+                return stored
+
+    def replace_document(
+        self,
+        *,
+        doc_id: str,
+        version: str,
+        payloads: Sequence[dict[str, object]],
+        embeddings: Sequence[Embedding],
+        previous: StoredDocument | None,
+    ) -> None:
+        """Write a document's chunks hidden, reveal them at once, then drop older versions."""
+        ids: list[models.ExtendedPointId] = [
+            point_id(doc_id, version, n) for n in range(len(payloads))
+        ]
+        for start in range(0, len(ids), _UPSERT_BATCH):
+            self.client.upsert(
+                self.collection,
+                points=[
+                    models.PointStruct(
+                        id=ids[n],
+                        vector={
+                            DENSE: embeddings[n].dense.tolist(),
+                            SPARSE: models.SparseVector(
+                                indices=embeddings[n].sparse.indices.tolist(),
+                                values=embeddings[n].sparse.values.tolist(),
+                            ),
+                        },
+                        payload={
+                            **payloads[n],
+                            "doc_id": doc_id,
+                            "version": version,
+                            "pending": True,
+                        },
+                    )
+                    for n in range(start, min(start + _UPSERT_BATCH, len(ids)))
+                ],
+                wait=True,
+            )
+        self.client.set_payload(
+            self.collection, {"pending": False}, points=models.PointIdsList(points=ids), wait=True
+        )
+        if previous is not None:
+            stale = [
+                pid
+                for old, stored in previous.versions.items()
+                if old != version
+                for pid in stored.point_ids
+            ]
+            self.delete_points(stale)
+
+    def delete_points(self, ids: Iterable[str]) -> None:
+        ids = list(ids)
+        for start in range(0, len(ids), 1024):
+            self.client.delete(
+                self.collection,
+                points_selector=models.PointIdsList(points=list(ids[start : start + 1024])),
+                wait=True,
+            )
+
+    def count_chunks(self) -> int:
+        if not self.client.collection_exists(self.collection):
+            return 0
+        return self.client.count(self.collection, exact=True).count
+
+    def search(
+        self,
+        query: Embedding,
+        *,
+        limit: int,
+        candidates: int,
+        weights: tuple[float, float],
+        sources: Sequence[str] | None = None,
+    ) -> list[Hit]:
+        """Hybrid search: dense and BM25 candidates fused by weighted reciprocal rank."""
+        if not self.client.collection_exists(self.collection):
+            return []
+        must: list[models.Condition] = []
+        if sources is not None:
+            match = models.MatchAny(any=list(sources))
+            must.append(models.FieldCondition(key="source", match=match))
+        visible = models.Filter(
+            must=must or None,
+            must_not=[models.FieldCondition(key="pending", match=models.MatchValue(value=True))],
+        )
+        sparse = models.SparseVector(
+            indices=query.sparse.indices.tolist(), values=query.sparse.values.tolist()
+        )
+        response = self.client.query_points(
+            self.collection,
+            prefetch=[
+                models.Prefetch(
+                    query=query.dense.tolist(), using=DENSE, limit=candidates, filter=visible
+                ),
+                models.Prefetch(query=sparse, using=SPARSE, limit=candidates, filter=visible),
+            ],
+            query=models.RrfQuery(rrf=models.Rrf(weights=list(weights))),
+            limit=limit,
+            with_payload=True,
+            with_vectors=True,
+        )
+        keywords = set(query.sparse.indices.tolist())
+        return [_hit(point, query.dense, keywords) for point in response.points]
+
+
+def _hit(point: models.ScoredPoint, question: np.ndarray, keywords: set[int]) -> Hit:
+    payload = point.payload or {}
+    vectors = point.vector if isinstance(point.vector, dict) else {}
+    dense = np.asarray(vectors.get(DENSE, []), dtype=np.float32)
+    similarity = 0.0
+    if dense.size == question.size and dense.size:
+        norms = float(np.linalg.norm(dense) * np.linalg.norm(question)) or 1.0
+        similarity = float(np.dot(dense, question)) / norms
+    sparse = vectors.get(SPARSE)
+    matched = set(sparse.indices) & keywords if isinstance(sparse, models.SparseVector) else set()
+    return Hit(
+        score=float(point.score),
+        similarity=similarity,
+        keyword_coverage=len(matched) / len(keywords) if keywords else 0.0,
+        doc_id=str(payload.get("doc_id", "")),
+        source=str(payload.get("source", "")),
+        title=str(payload.get("title", "")),
+        location=str(payload.get("location", "")),
+        heading=str(payload.get("heading", "")),
+        body=str(payload.get("body", "")),
+        chunk=int(payload.get("chunk", 0)),
+    )
