@@ -3,6 +3,7 @@
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ def _print_json(data: object) -> None:
 
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
-    with Services(settings) as services:
+    with Services(settings, holder=f"ajuste {args.command}") as services:
         problems = None if args.json else lambda text: print(f"skipped {text}", file=sys.stderr)
         report = services.indexer.index_paths(args.paths, on_problem=problems)
     if args.json:
@@ -42,7 +43,7 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
-    with Services(settings) as services:
+    with Services(settings, holder=f"ajuste {args.command}") as services:
         retriever = services.retriever
         hits = retriever.search(args.query, limit=args.limit)
         rows = [
@@ -72,7 +73,7 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
-    with Services(settings) as services:
+    with Services(settings, holder=f"ajuste {args.command}") as services:
         answers = services.answers
         if args.json:
             _print_json(answers.answer(args.question).as_dict())
@@ -90,7 +91,7 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
-    with Services(settings) as services:
+    with Services(settings, holder=f"ajuste {args.command}") as services:
         run_console(services.answers)
     return 0
 
@@ -228,6 +229,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ajuste search ... | head`: the reader left, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

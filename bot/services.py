@@ -15,10 +15,10 @@ from retrieval.store import ChunkStore, open_store
 class Services(AbstractContextManager["Services"]):
     """The index, the embedder and (on first use) the model, opened for one command or server."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, holder: str = "ajuste") -> None:
         self.settings = settings
         self.embedder: Embedder = load_embedder(settings.embedding, settings.models_dir)
-        self.store: ChunkStore = open_store(settings.qdrant, settings.data_dir)
+        self.store: ChunkStore = open_store(settings.qdrant, settings.data_dir, holder=holder)
         self._engine: LlmEngine | None = None
 
     @property

@@ -131,7 +131,7 @@ def load_settings(**overrides: Any) -> Settings:
         for item in error.errors():
             location = tuple(part for part in item["loc"] if isinstance(part, str))
             value = item.get("input")
-            shown = "" if isinstance(value, dict) or "token" in str(location) else f"={value!r}"
+            shown = "" if isinstance(value, dict) else f"={value!r}"
             message = item["msg"].removeprefix("Value error, ")
             problems.append(f"{env_name(location)}{shown}: {message}")
         raise AjusteError("Bad setting " + "; ".join(problems)) from None

@@ -7,7 +7,6 @@ never neither and never half of one. The next index run tidies whatever a crash 
 
 import json
 import os
-import sys
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -72,8 +71,11 @@ class Hit:
         return f"{self.heading}\n{self.body}" if self.heading else self.body
 
 
-def open_store(settings: QdrantSettings, data_dir: Path) -> "ChunkStore":
-    """The one place that builds a Qdrant client: a server when a URL is set, else embedded."""
+def open_store(settings: QdrantSettings, data_dir: Path, *, holder: str = "ajuste") -> "ChunkStore":
+    """The one place that builds a Qdrant client: a server when a URL is set, else embedded.
+
+    `holder` names this process (e.g. "ajuste chat") to whoever finds the embedded index busy.
+    """
     if settings.url is not None:
         url = str(settings.url)
         api_key = settings.api_key.get_secret_value() if settings.api_key else None
@@ -98,7 +100,7 @@ def open_store(settings: QdrantSettings, data_dir: Path) -> "ChunkStore":
         json.dumps(
             {
                 "pid": os.getpid(),
-                "command": " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:2]),
+                "command": holder,
                 "since": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )

@@ -1,0 +1,110 @@
+"""The LLM engine on the real SmolLM2 GGUF: template, streaming, fair turns, bad files."""
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bot.llm import GenerationStats, LlmEngine, load_engine
+from bot.settings import LlmSettings
+from bot.turns import QueueFullError, Turns
+from retrieval.errors import ModelFilesError
+
+QUESTION = [
+    {"role": "system", "content": "Answer from the source."},
+    {
+        "role": "user",
+        "content": "Source: The VPN key is valid for 90 days.\n\nHow long is it valid?",
+    },
+]
+
+
+def test_the_prompt_is_the_models_own_chatml_template(engine: LlmEngine):
+    prompt, stop = engine.render(QUESTION)
+    assert prompt.startswith("<|im_start|>system\nAnswer from the source.<|im_end|>\n")
+    assert prompt.endswith("<|im_start|>assistant\n")
+    assert "<|im_end|>" in stop
+    assert engine.prompt_tokens(QUESTION) == engine.count(prompt)
+
+
+def test_streaming_yields_pieces_and_counts_tokens(engine: LlmEngine):
+    stats = GenerationStats()
+    pieces = list(engine.stream(QUESTION, max_tokens=40, stats=stats))
+    assert len(pieces) > 2
+    assert "90" in "".join(pieces)
+    assert 0 < stats.tokens <= 40
+    assert stats.first_token_at is not None and stats.finished_at is not None
+    assert "<|im_end|>" not in "".join(pieces)
+
+
+def test_same_settings_give_the_same_answer(engine: LlmEngine):
+    first = "".join(engine.stream(QUESTION, max_tokens=24))
+    second = "".join(engine.stream(QUESTION, max_tokens=24))
+    assert first == second
+
+
+def test_the_model_is_loaded_once_per_process(engine: LlmEngine, models_dir: Path):
+    assert load_engine(LlmSettings(), models_dir) is engine
+
+
+def test_turns_are_served_in_arrival_order_and_report_positions():
+    turns = Turns()
+    order: list[str] = []
+    positions: dict[str, list[int]] = {"b": [], "c": []}
+    holding = threading.Event()
+    release = threading.Event()
+
+    def first() -> None:
+        with turns.turn():
+            holding.set()
+            release.wait(5)
+            order.append("a")
+
+    def later(name: str) -> None:
+        with turns.turn(positions[name].append):
+            order.append(name)
+            deadline = time.monotonic() + 5
+            while name == "b" and positions["c"][-1] != 1 and time.monotonic() < deadline:
+                time.sleep(0.01)  # hold b's turn until c has heard it moved up
+
+    threads = [threading.Thread(target=first)]
+    threads[0].start()
+    holding.wait(5)
+    for name in ("b", "c"):
+        thread = threading.Thread(target=later, args=(name,))
+        thread.start()
+        threads.append(thread)
+        while turns.waiting < len(threads) - 1:
+            time.sleep(0.01)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert order == ["a", "b", "c"]
+    assert positions["b"] == [1]
+    assert positions["c"][0] == 2 and positions["c"][-1] == 1
+
+
+def test_a_full_queue_refuses_at_once():
+    turns = Turns(max_waiting=0)
+    with turns.turn(), pytest.raises(QueueFullError), turns.turn():
+        pass
+
+
+def test_a_missing_model_file_says_to_pull(tmp_path: Path):
+    with pytest.raises(ModelFilesError, match="ajuste models pull"):
+        load_engine(LlmSettings(), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"<html>not a model</html>", "not a GGUF"),
+        (b"GGUF" + b"\x03\x00\x00\x00" + b"\xff" * 64, "truncated, corrupt"),
+    ],
+)
+def test_a_corrupt_model_file_is_refused_clearly(tmp_path: Path, content: bytes, message: str):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(content)
+    with pytest.raises(ModelFilesError, match=message):
+        load_engine(LlmSettings(model_path=bad), tmp_path)
