@@ -26,6 +26,7 @@ SPARSE = "bm25"
 HOLDER_FILE = "ajuste-holder.json"
 _POINT_NAMESPACE = uuid.UUID("8c4a5a0e-4f0e-4a54-9a8a-2f8f3f0c1d5e")
 _UPSERT_BATCH = 64
+_PENDING_MARGIN = 8  # extra results fetched so hidden chunks can be dropped
 
 
 def point_id(doc_id: str, version: str, chunk: int) -> str:
@@ -261,32 +262,32 @@ class ChunkStore:
         """Hybrid search: dense and BM25 candidates fused by weighted reciprocal rank."""
         if not self.client.collection_exists(self.collection):
             return []
-        must: list[models.Condition] = []
+        scope = None
         if sources is not None:
             match = models.MatchAny(any=list(sources))
-            must.append(models.FieldCondition(key="source", match=match))
-        visible = models.Filter(
-            must=must or None,
-            must_not=[models.FieldCondition(key="pending", match=models.MatchValue(value=True))],
-        )
+            scope = models.Filter(must=[models.FieldCondition(key="source", match=match)])
         sparse = models.SparseVector(
             indices=query.sparse.indices.tolist(), values=query.sparse.values.tolist()
         )
+        # Hidden (pending) chunks are rare and only exist while a document is being replaced,
+        # so they are dropped after the search: a payload filter would cost the embedded
+        # Qdrant a scan of every point on every query.
         response = self.client.query_points(
             self.collection,
             prefetch=[
                 models.Prefetch(
-                    query=query.dense.tolist(), using=DENSE, limit=candidates, filter=visible
+                    query=query.dense.tolist(), using=DENSE, limit=candidates, filter=scope
                 ),
-                models.Prefetch(query=sparse, using=SPARSE, limit=candidates, filter=visible),
+                models.Prefetch(query=sparse, using=SPARSE, limit=candidates, filter=scope),
             ],
             query=models.RrfQuery(rrf=models.Rrf(weights=list(weights))),
-            limit=limit,
+            limit=limit + _PENDING_MARGIN,
             with_payload=True,
             with_vectors=True,
         )
+        visible = [p for p in response.points if not (p.payload or {}).get("pending")][:limit]
         keywords = set(query.sparse.indices.tolist())
-        return [_hit(point, query.dense, keywords) for point in response.points]
+        return [_hit(point, query.dense, keywords) for point in visible]
 
 
 def _hit(point: models.ScoredPoint, question: np.ndarray, keywords: set[int]) -> Hit:

@@ -1,0 +1,1 @@
+"""Benchmarks: Ajuste against the bare libraries on the same input, side by side in one run."""
