@@ -112,20 +112,7 @@ def resolve_model_path(settings: LlmSettings, models_dir: Path) -> Path:
     if settings.model_path is not None:
         return settings.model_path
     if settings.hf_repo:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
-
-        try:
-            return Path(
-                hf_hub_download(
-                    settings.hf_repo, settings.hf_file or "", cache_dir=models_dir / "hub"
-                )
-            )
-        except (HfHubHTTPError, LocalEntryNotFoundError, OSError, ValueError) as error:
-            raise ModelFilesError(
-                f"Could not download {settings.hf_file} from {settings.hf_repo} ({error}). "
-                "Without internet, set AJUSTE_LLM__MODEL_PATH to a local GGUF file."
-            ) from error
+        return _download_from_hub(settings.hf_repo, settings.hf_file or "*.gguf", models_dir)
     path = SMOLLM2.folder(models_dir) / SMOLLM2.files[0].name
     if not path.is_file():
         raise ModelFilesError(
@@ -133,6 +120,30 @@ def resolve_model_path(settings: LlmSettings, models_dir: Path) -> Path:
             "AJUSTE_LLM__MODEL_PATH to a GGUF file."
         )
     return path
+
+
+def _download_from_hub(repo: str, pattern: str, models_dir: Path) -> Path:
+    """A GGUF from a Hugging Face repo, `pattern` a file name or glob; cached in the data dir."""
+    import fnmatch
+
+    from huggingface_hub import HfApi, hf_hub_download
+
+    try:
+        names = fnmatch.filter(HfApi().list_repo_files(repo), pattern)
+    except Exception as error:  # hub, HTTP and DNS errors share no base class
+        raise ModelFilesError(
+            f"Could not list the Hugging Face repo {repo} ({error}). Without internet, set "
+            "AJUSTE_LLM__MODEL_PATH to a local GGUF file instead."
+        ) from error
+    if not names:
+        raise ModelFilesError(f"No file in the Hugging Face repo {repo} matches {pattern!r}.")
+    try:
+        return Path(hf_hub_download(repo, sorted(names)[0], cache_dir=models_dir / "hub"))
+    except Exception as error:
+        raise ModelFilesError(
+            f"Could not download {pattern} from {repo} ({error}). Without internet, set "
+            "AJUSTE_LLM__MODEL_PATH to a local GGUF file instead."
+        ) from error
 
 
 def check_gguf(path: Path) -> None:

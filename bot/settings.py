@@ -31,7 +31,9 @@ class LlmSettings(BaseModel):
     hf_repo: str | None = Field(
         None, description="Hugging Face repo to download a GGUF from (needs internet)"
     )
-    hf_file: str | None = Field(None, description="File name or glob of the GGUF in hf_repo")
+    hf_file: str | None = Field(
+        None, description="File name or glob of the GGUF in hf_repo; empty: the first *.gguf"
+    )
     n_ctx: Annotated[int, Field(ge=512, le=131072)] = Field(
         2048, description="Context window in tokens: prompt, sources, history and answer"
     )

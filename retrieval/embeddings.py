@@ -162,22 +162,31 @@ def load_embedder(settings: EmbeddingSettings, models_dir: Path) -> Embedder:
             f"The sparse model folder {sparse_dir} does not exist: run `ajuste models pull`."
         )
     threads = settings.threads or None
+    cache_dir = str(models_dir / "fastembed")  # models fastembed downloads itself stay here
     try:
         dense = TextEmbedding(
             settings.model,
+            cache_dir=cache_dir,
             specific_model_path=str(dense_dir) if dense_dir else None,
             threads=threads,
         )
         sparse = SparseTextEmbedding(
             settings.sparse_model,
+            cache_dir=cache_dir,
             specific_model_path=str(sparse_dir) if sparse_dir else None,
             threads=threads,
         )
     except Exception as error:  # onnxruntime, tokenizers and hub errors have no common base
-        where = dense_dir or "fastembed's cache"
+        if dense_dir is None:
+            hint = (
+                "A model named without AJUSTE_EMBEDDING__MODEL_PATH is downloaded by fastembed "
+                "once, which needs internet; or point that setting at a local model folder."
+            )
+        else:
+            hint = "Run `ajuste models pull` to restore the default models."
+        where = dense_dir or "fastembed's download"
         raise ModelFilesError(
-            f"Could not load the embedding models ({settings.model} from {where}): {error}. "
-            "Run `ajuste models pull` to restore the default models."
+            f"Could not load the embedding models ({settings.model} from {where}): {error} {hint}"
         ) from error
     model_dir = Path(dense_dir) if dense_dir else Path(dense.model._model_dir)  # type: ignore[attr-defined]
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
