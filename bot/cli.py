@@ -23,7 +23,7 @@ def _print_json(data: object) -> None:
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     with Services(settings, holder=f"ajuste {args.command}") as services:
         problems = None if args.json else lambda text: print(f"skipped {text}", file=sys.stderr)
-        report = services.indexer.index_paths(args.paths, on_problem=problems)
+        report = services.index(args.paths, on_problem=problems)
     if args.json:
         _print_json(
             {
@@ -97,17 +97,45 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.slack.configured:
-        raise AjusteError(
-            "Slack tokens are set, but this version of Ajuste has no Slack mode yet: unset "
-            "AJUSTE_SLACK__BOT_TOKEN to use the console chat."
+    slack = settings.slack
+    if slack.bot_token is None:
+        print(
+            "No Slack bot token configured (AJUSTE_SLACK__BOT_TOKEN): starting the local "
+            "console chat instead.",
+            file=sys.stderr,
         )
-    print(
-        "No Slack tokens configured (AJUSTE_SLACK__BOT_TOKEN and AJUSTE_SLACK__APP_TOKEN): "
-        "starting the local console chat.",
-        file=sys.stderr,
-    )
-    return cmd_chat(settings, args)
+        return cmd_chat(settings, args)
+    if args.http and slack.signing_secret is None:
+        raise AjusteError(
+            "HTTP mode needs AJUSTE_SLACK__SIGNING_SECRET (the app's signing secret)."
+        )
+    from bot.slack.app import build_app, http_server, socket_mode
+    from bot.slack.state import BotState
+
+    with Services(settings, holder="ajuste serve") as services:
+        services.load_model()  # before the first question arrives, not during it
+        state = BotState(settings.data_dir / "bot.sqlite3")
+        try:
+            app, _ = build_app(settings, services, state)
+            if args.http:
+                port = args.port or slack.port
+                server = http_server(app, args.host, port)
+                print(
+                    f"Ajuste is serving Slack on http://{args.host}:{port}/slack/events "
+                    "(health: /healthz). Ctrl-C stops.",
+                    file=sys.stderr,
+                )
+                try:
+                    server.serve_forever()
+                finally:
+                    server.server_close()
+            else:
+                handler = socket_mode(app, settings)
+                print("Ajuste is connected to Slack in Socket Mode. Ctrl-C stops.", file=sys.stderr)
+                handler.start()
+        finally:
+            state.close()
+    return 0
 
 
 def cmd_models_pull(settings: Settings, args: argparse.Namespace) -> int:
@@ -172,7 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object")
 
     add("chat", cmd_chat, "chat in the terminal, with follow-up questions")
-    add("serve", cmd_serve, "run the bot (the console chat when no Slack tokens are set)")
+    serve = add("serve", cmd_serve, "run the Slack bot (the console chat when no tokens are set)")
+    serve.add_argument(
+        "--http", action="store_true", help="HTTP mode instead of Socket Mode (/slack/events)"
+    )
+    serve.add_argument("--port", type=_positive, help="HTTP mode port (AJUSTE_SLACK__PORT, 3000)")
+    serve.add_argument("--host", default="0.0.0.0", help="HTTP mode address (0.0.0.0)")
 
     models = add("models", lambda *_: 0, "fetch and show the models")
     model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

@@ -53,7 +53,7 @@ class LlmEngine:
         self.name = name
         self.settings = settings
         self.n_ctx = llama.n_ctx()
-        self.turns = Turns()
+        self.turns = Turns(max_waiting=settings.max_queue)
         metadata = llama.metadata
         token_text = llama._model.token_get_text
         self._formatter = Jinja2ChatFormatter(

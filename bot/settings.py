@@ -54,6 +54,9 @@ class LlmSettings(BaseModel):
     system_prompt: str | None = Field(
         None, description="Replaces the built-in instructions to the model"
     )
+    max_queue: Annotated[int, Field(ge=0, le=1000)] = Field(
+        20, description="Questions that may wait for the model; beyond, askers hear it is busy"
+    )
 
 
 class SlackSettings(BaseModel):
@@ -68,6 +71,20 @@ class SlackSettings(BaseModel):
     api_url: AnyHttpUrl = Field(
         AnyHttpUrl("https://slack.com/api/"), description="Slack Web API base URL"
     )
+    channel_sources: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='JSON map of channel ID to the sources it may search, e.g. {"C0123": '
+        '["handbook"]}; channels not listed search every source',
+    )
+    streaming: bool = Field(
+        True, description="Stream answers with Slack's chat streaming methods where allowed"
+    )
+    update_interval: Annotated[float, Field(ge=0.2, le=10)] = Field(
+        1.0, description="Seconds between two updates of a streaming answer (rate limits)"
+    )
+    port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        3000, description="Port of HTTP mode (`ajuste serve --http`)"
+    )
 
     @field_validator("admins", mode="before")
     @classmethod
@@ -75,12 +92,6 @@ class SlackSettings(BaseModel):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
-
-    @property
-    def configured(self) -> bool:
-        return self.bot_token is not None and (
-            self.app_token is not None or self.signing_secret is not None
-        )
 
 
 class SchedulerSettings(BaseModel):

@@ -1,0 +1,28 @@
+"""👍/👎 on answers, stored for the fine-tune dataset."""
+
+from typing import Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.slack.answering import VOTE_DOWN, VOTE_UP
+from bot.slack.deps import SlackDeps
+
+
+def register(app: App, deps: SlackDeps) -> None:
+    @app.action(VOTE_UP)
+    @app.action(VOTE_DOWN)
+    def vote(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:
+        ack()
+        channel = (body.get("channel") or {}).get("id", "")
+        recorded = deps.answerer.state.vote(
+            action["value"],
+            user=body["user"]["id"],
+            channel=channel,
+            vote=1 if action["action_id"] == VOTE_UP else -1,
+        )
+        text = (
+            "Thanks, your feedback was recorded: it helps the admins improve my answers."
+            if recorded
+            else "I can't find that answer any more, so the feedback was not recorded."
+        )
+        respond(text=text, response_type="ephemeral", replace_original=False)

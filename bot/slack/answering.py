@@ -1,0 +1,204 @@
+"""Slack questions → the answer service → an answer in the thread, exactly once.
+
+Listeners hand every question here: mentions, DMs, thread follow-ups, the assistant pane and
+/ask. It deduplicates Slack's retries, rebuilds the thread as conversation memory, applies the
+channel's source scope, and turns every failure into a short visible apology.
+"""
+
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.answer import Answer, AnswerService
+from bot.prompt import Turn
+from bot.settings import SlackSettings
+from bot.slack.mrkdwn import to_mrkdwn
+from bot.slack.reply import StreamingSupport, ThreadReply, text_blocks
+from bot.slack.state import BotState
+from bot.turns import QueueFullError
+from retrieval.errors import AjusteError
+
+log = logging.getLogger(__name__)
+
+APOLOGY = (
+    "Sorry, something went wrong while I was answering. The admins can find the reason in "
+    "Ajuste's log. Please try again in a moment."
+)
+BUSY = (
+    "I'm answering a lot of questions right now and the queue is full. "
+    "Please ask again in a minute."
+)
+VOTE_UP, VOTE_DOWN = "ajuste_vote_up", "ajuste_vote_down"
+_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+
+
+@dataclass(frozen=True)
+class Question:
+    channel: str
+    user: str
+    text: str
+    ts: str | None  # the question's own message, when there is one
+    thread_ts: str  # the thread the answer goes to
+    team: str | None = None
+    in_thread: bool = False  # asked inside an existing thread: read it as memory
+    assistant: bool = False
+
+
+def strip_mentions(text: str) -> str:
+    return " ".join(_MENTION.sub(" ", text).split())
+
+
+def source_line(answer: Answer) -> str:
+    parts = []
+    for source in answer.sources:
+        if source.location.startswith(("http://", "https://")):
+            parts.append(f"{source.n}. <{source.location}|{to_mrkdwn(source.title)}>")
+        else:
+            parts.append(f"{source.n}. {to_mrkdwn(source.title)} — `{source.location}`")
+    return "*Sources:*  " + "   ".join(parts)
+
+
+def answer_blocks(answer: Answer, answer_id: str) -> list[dict[str, Any]]:
+    """What follows the answer text: its sources and the feedback buttons."""
+    blocks: list[dict[str, Any]] = []
+    if answer.sources:
+        blocks.append(
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": source_line(answer)}]}
+        )
+    if not answer.abstained:
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": "ajuste_feedback",
+                "elements": [
+                    _button("👍 Helpful", VOTE_UP, answer_id),
+                    _button("👎 Not helpful", VOTE_DOWN, answer_id),
+                ],
+            }
+        )
+    return blocks
+
+
+def _button(text: str, action_id: str, value: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text, "emoji": True},
+        "action_id": action_id,
+        "value": value,
+    }
+
+
+class SlackAnswerer:
+    def __init__(
+        self,
+        *,
+        answers: AnswerService,
+        state: BotState,
+        settings: SlackSettings,
+        bot_user_id: str,
+    ) -> None:
+        self.answers = answers
+        self.state = state
+        self.settings = settings
+        self.bot_user_id = bot_user_id
+        self.streaming = StreamingSupport(settings.streaming)
+
+    def first_sight(self, event_id: str | None, channel: str, ts: str | None) -> bool:
+        """False for a retry or a second event about the same message."""
+        keys = [f"event:{event_id}"] if event_id else []
+        if ts:
+            keys.append(f"message:{channel}:{ts}")
+        return self.state.first_sight(*keys) if keys else True
+
+    def scope(self, channel: str) -> list[str] | None:
+        return self.settings.channel_sources.get(channel)
+
+    def history(self, client: WebClient, question: Question) -> list[Turn]:
+        """Earlier questions and this bot's answers in the thread, oldest first."""
+        try:
+            response = client.conversations_replies(
+                channel=question.channel, ts=question.thread_ts, limit=200
+            )
+        except SlackApiError as error:
+            log.warning("could not read the thread: %s", error.response.get("error"))
+            return []
+        turns: list[Turn] = []
+        asked: str | None = None
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        for message in messages:
+            if question.ts and float(message.get("ts", 0)) >= float(question.ts):
+                break
+            if message.get("user") == self.bot_user_id or message.get("bot_id"):
+                if asked is not None and message.get("user") == self.bot_user_id:
+                    turns.append(Turn(asked, message.get("text", "")))
+                asked = None
+            else:
+                asked = strip_mentions(message.get("text", "")) or None
+        return turns
+
+    def answer_in_thread(self, client: WebClient, question: Question) -> None:
+        reply = ThreadReply(
+            client,
+            channel=question.channel,
+            thread_ts=question.thread_ts,
+            question_ts=question.ts,
+            user=question.user,
+            team=question.team,
+            streaming=self.streaming,
+            interval=self.settings.update_interval,
+            assistant=question.assistant,
+        )
+        reply.thinking()
+        history = self.history(client, question) if question.in_thread else []
+        try:
+            answer = self.answers.answer(
+                strip_mentions(question.text),
+                history=history,
+                sources=self.scope(question.channel),
+                on_token=reply.append,
+                on_wait=reply.queued,
+            )
+        except QueueFullError:
+            reply.fail(BUSY)
+            return
+        except AjusteError as error:
+            reply.fail(str(error))
+            return
+        except Exception:
+            log.exception("answering %s in %s failed", question.ts, question.channel)
+            reply.fail(APOLOGY)
+            return
+        answer_id = self.record(answer, question)
+        self.state.join_thread(question.channel, question.thread_ts)
+        reply.finish(answer.text, answer_blocks(answer, answer_id))
+
+    def answer_privately(self, question: Question) -> list[dict[str, Any]]:
+        """An answer as blocks, for /ask's private reply (no streaming into ephemerals)."""
+        try:
+            answer = self.answers.answer(
+                strip_mentions(question.text), sources=self.scope(question.channel)
+            )
+        except QueueFullError:
+            return text_blocks(BUSY)
+        except AjusteError as error:
+            return text_blocks(str(error))
+        except Exception:
+            log.exception("/ask in %s failed", question.channel)
+            return text_blocks(APOLOGY)
+        answer_id = self.record(answer, question)
+        return text_blocks(to_mrkdwn(answer.text)) + answer_blocks(answer, answer_id)
+
+    def record(self, answer: Answer, question: Question) -> str:
+        return self.state.record_answer(
+            question=answer.question,
+            answer=answer.text,
+            sources=[{"n": s.n, "title": s.title, "location": s.location} for s in answer.sources],
+            model=answer.model,
+            user=question.user,
+            channel=question.channel,
+            thread_ts=question.thread_ts,
+        )

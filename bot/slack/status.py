@@ -1,0 +1,64 @@
+"""Texts for /ajuste help and status, and the re-index summary."""
+
+from typing import TYPE_CHECKING, Any
+
+from retrieval.indexer import IndexReport
+
+if TYPE_CHECKING:
+    from bot.slack.deps import SlackDeps
+
+
+def help_text(admin: bool) -> str:
+    lines = [
+        "*Ajuste* answers questions from the team's documents, with sources.",
+        "• Mention me in a channel, `@Ajuste how do I …?`, and I answer in a thread. Reply in "
+        "that thread to follow up; no need to mention me again.",
+        "• Send me a direct message, or use my assistant pane.",
+        "• `/ask QUESTION` answers privately; `/ask QUESTION --public` answers in the channel.",
+        "• 👍/👎 under an answer tells the admins what works.",
+        "• `/ajuste status` shows the model, the index and the last re-index.",
+    ]
+    if admin:
+        lines.append("• Admins: `/reindex [SOURCE]` re-indexes now (default `files`).")
+    return "\n".join(lines)
+
+
+def reindex_summary(source: str, report: IndexReport | None, error: str | None) -> str:
+    if report is None:
+        return f":warning: Re-indexing `{source}` failed: {error}. The previous index is kept."
+    text = (
+        f":white_check_mark: Re-indexed `{source}` in {report.seconds:.1f} s: "
+        f"{report.added} added, {report.updated} updated, {report.deleted} deleted, "
+        f"{report.unchanged} unchanged, {report.failed} skipped."
+    )
+    if report.problems:
+        text += "\nSkipped: " + "; ".join(report.problems[:5])
+    return text
+
+
+def status_blocks(deps: "SlackDeps") -> list[dict[str, Any]]:
+    services = deps.services
+    documents = len(services.store.documents())
+    chunks = services.store.count_chunks()
+    engine = services.engine
+    runs = services.runs.all()
+    lines = [
+        f"*Model:* {engine.name} (context {engine.n_ctx} tokens)",
+        f"*Index:* {documents} documents, {chunks} chunks",
+        f"*Queue:* {engine.turns.waiting} waiting",
+    ]
+    for name, run in sorted(runs.items()):
+        if run.finished is None:
+            lines.append(f"*{name}:* re-indexing since {run.started}")
+        elif run.error:
+            lines.append(f"*{name}:* last run {run.finished} failed: {run.error}")
+        else:
+            report = run.report
+            lines.append(
+                f"*{name}:* last run {run.finished}: {report.get('added', 0)} added, "
+                f"{report.get('updated', 0)} updated, {report.get('deleted', 0)} deleted, "
+                f"{report.get('unchanged', 0)} unchanged"
+            )
+    if not runs:
+        lines.append("*Sources:* nothing indexed yet")
+    return [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]

@@ -1,0 +1,136 @@
+"""A fake Slack on loopback: the Web API over HTTP and Socket Mode over a websocket.
+
+Like Bolt's own test suite, it answers the methods the bot calls, records every call, and lets
+a test script failures (an error for a method, a 429 with Retry-After).
+"""
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl
+
+BOT_USER = "UBOT"
+TEAM = "T0TEAM"
+
+
+class FakeSlack:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.errors: dict[str, str] = {}  # method → Slack error to answer with
+        self.rate_limited: dict[str, int] = {}  # method → 429s to answer before succeeding
+        self.replies: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.socket_url = ""
+        self._ts = itertools.count(1)
+        self._condition = threading.Condition()
+        handler = type("Handler", (_Handler,), {"fake": self})
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def api_url(self) -> str:
+        return self.url + "/api/"
+
+    def response_url(self, name: str) -> str:
+        return f"{self.url}/response/{name}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def record(self, method: str, params: dict[str, Any]) -> None:
+        with self._condition:
+            self.calls.append((method, params))
+            self._condition.notify_all()
+
+    def reset(self) -> None:
+        with self._condition:
+            self.calls.clear()
+        self.errors.clear()
+        self.rate_limited.clear()
+
+    def called(self, method: str) -> list[dict[str, Any]]:
+        with self._condition:
+            return [params for name, params in self.calls if name == method]
+
+    def wait_for(self, predicate: Callable[["FakeSlack"], bool], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        with self._condition:
+            while not predicate(self):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    names = [name for name, _ in self.calls]
+                    raise AssertionError(f"timed out; calls so far: {names}")
+                self._condition.wait(min(left, 0.5))
+
+    def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method in self.errors:
+            return {"ok": False, "error": self.errors[method]}
+        if method == "auth.test":
+            return {
+                "ok": True,
+                "user_id": BOT_USER,
+                "bot_id": "BBOT",
+                "team_id": TEAM,
+                "user": "ajuste",
+                "team": "Kestrel",
+                "url": "https://kestrel.slack.com/",
+            }
+        if method in ("chat.postMessage", "chat.startStream"):
+            return {
+                "ok": True,
+                "channel": params.get("channel"),
+                "ts": f"1700.{next(self._ts):06d}",
+            }
+        if method == "conversations.replies":
+            key = (params.get("channel", ""), params.get("ts", ""))
+            return {"ok": True, "messages": self.replies.get(key, []), "has_more": False}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": self.socket_url}
+        return {"ok": True}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    fake: FakeSlack
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        if self.headers.get("Content-Type", "").startswith("application/json"):
+            params = json.loads(body or "{}")
+        else:
+            params = dict(parse_qsl(body))
+        for key in ("blocks", "prompts"):
+            if isinstance(params.get(key), str):
+                params[key] = json.loads(params[key])
+        if self.path.startswith("/response/"):
+            self.fake.record("response_url:" + self.path.rsplit("/", 1)[1], params)
+            self._reply(200, {"ok": True})
+            return
+        method = self.path.removeprefix("/api/")
+        if self.fake.rate_limited.get(method):
+            self.fake.rate_limited[method] -= 1
+            self.fake.record(method + ":429", params)
+            self._reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+            return
+        answer = self.fake.answer(method, params)
+        if "ts" in answer:
+            params["_ts"] = answer["ts"]  # the new message's ts, for tests to follow it
+        self.fake.record(method, params)
+        self._reply(200, answer)
+
+    def _reply(self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None):
+        payload = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
