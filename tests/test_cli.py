@@ -170,3 +170,20 @@ def test_index_while_chat_holds_the_index_says_what_to_do(data_dir: str):
     done = _run("--data-dir", data_dir, "index", str(KNOWLEDGE), "--json")
     assert done.returncode == 0, done.stderr  # free again once chat has left
     assert time.monotonic() - started < 120
+
+
+def test_serve_with_an_unreachable_slack_says_what_to_check(data_dir: str):
+    env = {
+        "AJUSTE_SLACK__BOT_TOKEN": "xoxb-x",
+        "AJUSTE_SLACK__APP_TOKEN": "xapp-x",
+        "AJUSTE_SLACK__API_URL": "http://127.0.0.1:9/api/",
+    }
+    done = _run("--data-dir", data_dir, "serve", env=env)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "Slack did not accept the bot token" in done.stderr
+    assert "AJUSTE_SLACK__API_URL" in done.stderr
+
+
+def test_http_mode_needs_a_signing_secret(data_dir: str):
+    done = _run("--data-dir", data_dir, "serve", "--http", env={"AJUSTE_SLACK__BOT_TOKEN": "x"})
+    assert done.returncode == 1 and "AJUSTE_SLACK__SIGNING_SECRET" in done.stderr

@@ -10,22 +10,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from slack_bolt import App
 
 from bot.answer import NO_ANSWER
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack.answering import APOLOGY, BUSY, VOTE_UP
-from bot.slack.app import build_app, http_server, serve_forever
+from bot.slack.app import build_app, http_server, serve_forever, socket_mode
 from bot.slack.deps import SlackDeps
 from bot.slack.state import BotState
 from tests.conftest import KNOWLEDGE
-from tests.fake_slack import BOT_USER, FakeSlack
+from tests.fake_slack import BOT_USER, TEAM, FakeSlack
+from tests.fake_socket import FakeSocketMode
 from tests.slack_helpers import SECRET, click, command, event, signed_post, ts
 
 
 @dataclass
 class Bot:
     url: str
+    app: App
     deps: SlackDeps
     fake: FakeSlack
     knowledge: Path
@@ -48,6 +51,7 @@ def bot(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[
         data_dir=root / "data",
         slack={
             "bot_token": "xoxb-test",
+            "app_token": "xapp-test",
             "signing_secret": SECRET,
             "api_url": fake.api_url,
             "admins": ["UADMIN"],
@@ -62,7 +66,7 @@ def bot(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[
     app, deps = build_app(settings, services, state)
     server = http_server(app, "127.0.0.1", 0)
     serve_forever(server)
-    yield Bot(f"http://127.0.0.1:{server.server_port}", deps, fake, knowledge)
+    yield Bot(f"http://127.0.0.1:{server.server_port}", app, deps, fake, knowledge)
     server.shutdown()
     server.server_close()
     state.close()
@@ -515,3 +519,50 @@ def test_queued_questions_wait_in_order(bot: Bot):
 def _hold(turns: object, release: threading.Event) -> None:
     with turns.turn():  # type: ignore[attr-defined]
         release.wait(60)
+
+
+def test_socket_mode_delivers_events_and_commands(bot: Bot):
+    socket = FakeSocketMode()
+    bot.fake.socket_url = socket.url
+    handler = socket_mode(bot.app, bot.deps.settings)
+    handler.connect()
+    try:
+        question_ts = ts()
+        envelope = socket.send(
+            "events_api",
+            {
+                "team_id": TEAM,
+                "api_app_id": "A0APP",
+                "type": "event_callback",
+                "event_id": "EvSocket1",
+                "event_time": int(time.time()),
+                "event": {
+                    "type": "app_mention",
+                    "user": "U1",
+                    "channel": "C9",
+                    "ts": question_ts,
+                    "text": f"<@{BOT_USER}> How long is a VPN key valid?",
+                },
+            },
+        )
+        assert socket.ack_for(envelope)["envelope_id"] == envelope
+        bot.fake.wait_for(finished)
+        assert bot.fake.called("apps.connections.open")
+        assert bot.fake.called("chat.startStream")[0]["thread_ts"] == question_ts
+
+        helped = socket.send(
+            "slash_commands",
+            {
+                "command": "/ajuste",
+                "text": "help",
+                "user_id": "U1",
+                "channel_id": "C9",
+                "team_id": TEAM,
+                "response_url": bot.fake.response_url("sock"),
+                "trigger_id": "t1",
+            },
+        )
+        assert "/ask QUESTION" in socket.ack_for(helped)["payload"]["text"]
+    finally:
+        handler.close()
+        socket.close()

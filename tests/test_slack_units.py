@@ -1,0 +1,68 @@
+"""Pure pieces of the Slack front end: mrkdwn, long answers, mentions, durable state."""
+
+from pathlib import Path
+
+from bot.slack.answering import strip_mentions
+from bot.slack.mrkdwn import to_mrkdwn
+from bot.slack.reply import SECTION_LIMIT, text_blocks
+from bot.slack.state import BotState
+
+
+def test_markdown_becomes_mrkdwn():
+    markdown = (
+        "# Rotating keys\n"
+        "The **key** is *valid* for ~~60~~ 90 days; see [the guide](https://wiki.example/vpn).\n"
+        "- step one\n* step two\n"
+        "Compare a < b & c.\n"
+        "```bash\nkvpn rotate **literally** <x>\n```\n"
+        "Run `kvpn --help`."
+    )
+    assert to_mrkdwn(markdown) == (
+        "*Rotating keys*\n"
+        "The *key* is _valid_ for ~60~ 90 days; see <https://wiki.example/vpn|the guide>.\n"
+        "• step one\n• step two\n"
+        "Compare a &lt; b &amp; c.\n"
+        "```\nkvpn rotate **literally** &lt;x&gt;\n```\n"
+        "Run `kvpn --help`."
+    )
+
+
+def test_a_long_answer_is_split_into_sections_at_line_breaks():
+    paragraph = "word " * 100
+    text = "\n\n".join([paragraph.strip()] * 15)
+    blocks = text_blocks(text)
+    assert len(blocks) > 1
+    assert all(len(b["text"]["text"]) <= SECTION_LIMIT for b in blocks)
+    assert " ".join(b["text"]["text"] for b in blocks).split() == text.split()
+
+
+def test_mentions_are_stripped_from_questions():
+    assert strip_mentions("<@U123ABC> how do I <@W9|bob> rotate?") == "how do I rotate?"
+
+
+def test_state_remembers_events_threads_and_votes_across_restarts(tmp_path: Path):
+    path = tmp_path / "bot.sqlite3"
+    state = BotState(path)
+    assert state.first_sight("event:Ev1", "message:C1:1.1")
+    assert not state.first_sight("event:Ev1")  # a retry
+    assert not state.first_sight("event:Ev2", "message:C1:1.1")  # same message, other event
+    state.join_thread("C1", "1.1")
+    answer = state.record_answer(
+        question="q",
+        answer="a",
+        sources=[{"n": 1}],
+        model="m",
+        user="U1",
+        channel="C1",
+        thread_ts="1.1",
+    )
+    assert state.vote(answer, user="U2", channel="C1", vote=1)
+    assert state.vote(answer, user="U2", channel="C1", vote=-1)  # changed their mind
+    assert not state.vote("unknown", user="U2", channel="C1", vote=1)
+    state.close()
+
+    reopened = BotState(path)
+    assert reopened.in_thread("C1", "1.1") and not reopened.in_thread("C1", "2.2")
+    assert not reopened.first_sight("event:Ev1")
+    [vote] = reopened.votes()
+    assert (vote.question, vote.answer, vote.vote, vote.sources) == ("q", "a", -1, [{"n": 1}])
