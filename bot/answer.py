@@ -13,7 +13,7 @@ from bot.prompt import SYSTEM_PROMPT, Turn, plan_prompt
 from bot.settings import LlmSettings
 from retrieval.errors import AjusteError
 from retrieval.retriever import Retriever
-from retrieval.store import Hit
+from retrieval.store import EVERYWHERE, Hit, Scope
 
 NO_ANSWER = (
     "I found nothing about that in the indexed documents, so I won't guess. Try other "
@@ -66,12 +66,12 @@ class AnswerService:
         self.settings = settings
 
     def related_hits(
-        self, question: str, history: Sequence[Turn], sources: Sequence[str] | None
+        self, question: str, history: Sequence[Turn], scope: Scope = EVERYWHERE
     ) -> list[Hit]:
         """Chunks related to the question; a terse follow-up borrows the previous question."""
-        hits = self.retriever.related(question, sources=sources)
+        hits = self.retriever.related(question, scope=scope)
         if not hits and history:
-            hits = self.retriever.related(f"{history[-1].question} {question}", sources=sources)
+            hits = self.retriever.related(f"{history[-1].question} {question}", scope=scope)
         return hits
 
     def answer(
@@ -79,7 +79,7 @@ class AnswerService:
         question: str,
         *,
         history: Sequence[Turn] = (),
-        sources: Sequence[str] | None = None,
+        scope: Scope = EVERYWHERE,
         on_token: Callable[[str], None] | None = None,
         on_wait: Callable[[int], None] | None = None,
     ) -> Answer:
@@ -87,7 +87,7 @@ class AnswerService:
         if not question:
             raise EmptyQuestionError("Ask a question: the text is empty.")
         started = time.perf_counter()
-        hits = self.related_hits(question, history, sources)
+        hits = self.related_hits(question, history, scope)
         timings = Timings(retrieve_s=round(time.perf_counter() - started, 4))
         if not hits:
             if on_token is not None:

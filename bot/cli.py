@@ -5,7 +5,9 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,9 @@ from bot.models import describe_models, pull_defaults
 from bot.services import Services
 from bot.settings import Settings, load_settings, render_env_example
 from retrieval.errors import AjusteError
+from retrieval.runs import RunLog
+from retrieval.scheduler import SourceScheduler
+from retrieval.sources.config import load_sources
 
 
 def _print_json(data: object) -> None:
@@ -21,9 +26,14 @@ def _print_json(data: object) -> None:
 
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
+    if bool(args.paths) == bool(args.source):
+        raise AjusteError("Give either PATH... or --source NAME (see `ajuste sources list`).")
+    problems = None if args.json else lambda text: print(f"skipped {text}", file=sys.stderr)
     with Services(settings, holder=f"ajuste {args.command}") as services:
-        problems = None if args.json else lambda text: print(f"skipped {text}", file=sys.stderr)
-        report = services.index(args.paths, on_problem=problems)
+        if args.source:
+            report = services.run_source(args.source, on_problem=problems)
+        else:
+            report = services.index(args.paths, on_problem=problems)
     if args.json:
         _print_json(
             {
@@ -40,6 +50,97 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
             f"{report.chunks_embedded} chunks embedded in {report.seconds:.1f} s"
         )
     return 0
+
+
+def _declared_sources(settings: Settings) -> tuple[Path, list[Any]]:
+    from bot.slack.history import register_slack_kind
+
+    register_slack_kind(settings.slack)
+    path = settings.scheduler.sources_file or settings.data_dir / "sources.yaml"
+    return path, load_sources(path)
+
+
+def cmd_sources_list(settings: Settings, args: argparse.Namespace) -> int:
+    path, sources = _declared_sources(settings)
+    rows = [
+        {
+            "name": c.name,
+            "kind": c.kind,
+            "schedule": c.schedule,
+            "visible_in": c.visible_in,
+        }
+        for c in sources
+    ]
+    last_files = RunLog(settings.data_dir).last("files")
+    if last_files is not None and last_files.paths and "files" not in {c.name for c in sources}:
+        rows.append(
+            {
+                "name": "files",
+                "kind": "files",
+                "schedule": "manual (ajuste index PATH)",
+                "visible_in": None,
+            }
+        )
+    if args.json:
+        _print_json({"file": str(path), "sources": rows})
+        return 0
+    if not rows:
+        print(
+            f"No sources yet: declare them in {path} (see the README), or run `ajuste index PATH`."
+        )
+    for row in rows:
+        where = ", ".join(row["visible_in"]) if row["visible_in"] else "all channels"
+        print(f"{row['name']:<20} {row['kind']:<6} {row['schedule']:<28} visible in {where}")
+    return 0
+
+
+def cmd_sources_status(settings: Settings, args: argparse.Namespace) -> int:
+    _, sources = _declared_sources(settings)
+    runs = RunLog(settings.data_dir).all()
+    names = [c.name for c in sources] + [n for n in runs if n not in {c.name for c in sources}]
+    if args.json:
+        _print_json(
+            {
+                "sources": [
+                    {"name": name, "state": runs[name].state if name in runs else "never run"}
+                    | (asdict(runs[name]) if name in runs else {})
+                    for name in names
+                ]
+            }
+        )
+        return 0
+    for name in names:
+        print(f"{name:<20} {runs[name].summary() if name in runs else 'never run'}")
+    if not names:
+        print("No sources and no runs yet.")
+    return 0
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    with Services(settings, holder="ajuste scheduler") as services:
+        scheduler = start_scheduler(services)
+        if scheduler is None:
+            raise AjusteError(
+                f"No source in {services.sources_file} has a schedule (`every` or `cron`)."
+            )
+        print("Scheduler running; Ctrl-C stops.", file=sys.stderr)
+        try:
+            threading.Event().wait()
+        finally:
+            scheduler.shutdown()
+    return 0
+
+
+def start_scheduler(services: Services) -> SourceScheduler | None:
+    scheduler = SourceScheduler(
+        sources=services.sources, run=services.run_source, runs=services.runs
+    )
+    names = scheduler.start()
+    if not names:
+        scheduler.shutdown()
+        return None
+    print(f"Scheduled sources: {', '.join(names)}", file=sys.stderr)
+    return scheduler
 
 
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
@@ -104,7 +205,14 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             "console chat instead.",
             file=sys.stderr,
         )
-        return cmd_chat(settings, args)
+        with Services(settings, holder="ajuste serve") as services:
+            scheduler = start_scheduler(services) if settings.scheduler.enabled else None
+            try:
+                run_console(services.answers)
+            finally:
+                if scheduler is not None:
+                    scheduler.shutdown()
+        return 0
     if args.http and slack.signing_secret is None:
         raise AjusteError(
             "HTTP mode needs AJUSTE_SLACK__SIGNING_SECRET (the app's signing secret)."
@@ -115,6 +223,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     with Services(settings, holder="ajuste serve") as services:
         services.load_model()  # before the first question arrives, not during it
         state = BotState(settings.data_dir / "bot.sqlite3")
+        scheduler = start_scheduler(services) if settings.scheduler.enabled else None
         try:
             app, _ = build_app(settings, services, state)
             if args.http:
@@ -134,6 +243,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
                 print("Ajuste is connected to Slack in Socket Mode. Ctrl-C stops.", file=sys.stderr)
                 handler.start()
         finally:
+            if scheduler is not None:
+                scheduler.shutdown()
             state.close()
     return 0
 
@@ -186,8 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    index = add("index", cmd_index, "index files and folders (incremental)")
-    index.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="file or folder")
+    index = add("index", cmd_index, "index files and folders, or a declared source (incremental)")
+    index.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="file or folder")
+    index.add_argument("--source", metavar="NAME", help="run a source of sources.yaml now")
     index.add_argument("--json", action="store_true", help="print one JSON object")
 
     search = add("search", cmd_search, "show the chunks a query retrieves, best first")
@@ -223,6 +335,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing = model_commands.add_parser("list", help="show the models and which are in use")
     listing.add_argument("--json", action="store_true", help="print one JSON object")
     listing.set_defaults(handler=cmd_models_list)
+
+    sources = add("sources", lambda *_: 0, "show the declared sources and their runs")
+    source_commands = sources.add_subparsers(
+        dest="sources_command", required=True, metavar="ACTION"
+    )
+    for name, handler, text in (
+        ("list", cmd_sources_list, "the sources of sources.yaml, their schedules and scopes"),
+        ("status", cmd_sources_status, "the last run of each source"),
+    ):
+        action = source_commands.add_parser(name, help=text, description=text)
+        action.add_argument("--json", action="store_true", help="print one JSON object")
+        action.set_defaults(handler=handler)
+    add("scheduler", cmd_scheduler, "run the source schedules alone, without the bot")
 
     config = add("config", lambda *_: 0, "show settings")
     config_commands = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")

@@ -1,56 +1,60 @@
-"""Re-index runs started from chat (/reindex): one at a time, in the background."""
+"""Re-index runs started from chat (/reindex): in the background, reporting as they go."""
 
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 from bot.services import Services
-from retrieval.indexer import FILES_SOURCE, IndexReport
-from retrieval.runs import now
+from retrieval.indexer import IndexReport, Progress
+from retrieval.runner import SourceBusyError
 
 log = logging.getLogger(__name__)
 
-
-class ReindexBusyError(Exception):
-    """A run of this source is already going."""
+__all__ = ["Reindexer", "SourceBusyError"]
 
 
 class Reindexer:
     def __init__(self, services: Services) -> None:
         self.services = services
         self._lock = threading.Lock()
-        self._running: dict[str, str] = {}  # source → since
+        self._running: set[str] = set()
 
-    def known_sources(self) -> dict[str, list[str]]:
-        """Sources indexed before, with the paths of their last run."""
-        return {name: run.paths for name, run in self.services.runs.all().items() if run.paths}
+    def busy(self, source: str) -> str | None:
+        """'is already running since …' when a run of `source` is going in this process."""
+        with self._lock:
+            if source not in self._running:
+                return None
+        last = self.services.runs.last(source)
+        return f"is already running since {last.started}" if last else "is already running"
 
     def start(
         self,
-        source: str = FILES_SOURCE,
+        source: str,
         *,
         on_done: Callable[[IndexReport | None, str | None], None],
+        on_progress: Progress | None = None,
     ) -> None:
-        """Re-index `source` over its last paths in a thread; `on_done(report, error)` after."""
-        paths = self.known_sources().get(source)
-        if paths is None:
-            raise KeyError(source)
+        """Run `source` in a thread; `on_done(report, error)` afterwards.
+
+        Raises SourceBusyError at once when this process already runs it; a run in another
+        process is refused by the runner's lock and reported through `on_done`.
+        """
+        busy = self.busy(source)
         with self._lock:
-            if source in self._running:
-                raise ReindexBusyError(f"already running since {self._running[source]}")
-            self._running[source] = now()
+            if busy or source in self._running:
+                raise SourceBusyError(f"'{source}' {busy or 'is already running'}")
+            self._running.add(source)
 
         def run() -> None:
             try:
-                report = self.services.index([Path(p) for p in paths], source=source)
+                report = self.services.run_source(source, on_progress=on_progress)
             except Exception as error:  # reported to whoever asked; the old index stays
-                log.exception("re-indexing %s failed", source)
+                log.warning("re-indexing %s failed: %s", source, error)
                 on_done(None, str(error))
             else:
                 on_done(report, None)
             finally:
                 with self._lock:
-                    self._running.pop(source, None)
+                    self._running.discard(source)
 
         threading.Thread(target=run, name=f"reindex-{source}", daemon=True).start()

@@ -9,21 +9,39 @@ from bot.answer import AnswerService
 from bot.llm import LlmEngine, load_engine
 from bot.settings import Settings
 from retrieval.embeddings import Embedder, load_embedder
-from retrieval.indexer import FILES_SOURCE, Indexer, IndexReport
+from retrieval.errors import AjusteError
+from retrieval.indexer import FILES_SOURCE, Indexer, IndexReport, Progress
 from retrieval.retriever import Retriever
-from retrieval.runs import RunLog, SourceRun, now
-from retrieval.store import ChunkStore, open_store
+from retrieval.runner import SourceRunner
+from retrieval.runs import RunLog
+from retrieval.sources.config import SourceConfig, SourceContext, build_source, load_sources
+from retrieval.store import ChunkStore, Scope, open_store
 
 
 class Services(AbstractContextManager["Services"]):
     """The index, the embedder and (on first use) the model, opened for one command or server."""
 
     def __init__(self, settings: Settings, *, holder: str = "ajuste") -> None:
+        from bot.slack.history import register_slack_kind
+
+        register_slack_kind(settings.slack)
         self.settings = settings
+        self.sources = load_sources(self.sources_file)  # a bad file stops us before the index
         self.embedder: Embedder = load_embedder(settings.embedding, settings.models_dir)
         self.store: ChunkStore = open_store(settings.qdrant, settings.data_dir, holder=holder)
         self._engine: LlmEngine | None = None
         self.runs = RunLog(settings.data_dir)
+        self.runner = SourceRunner(
+            indexer=self.indexer, runs=self.runs, locks_dir=settings.data_dir / "locks"
+        )
+
+    @property
+    def sources_file(self) -> Path:
+        return self.settings.scheduler.sources_file or self.settings.data_dir / "sources.yaml"
+
+    @property
+    def source_context(self) -> SourceContext:
+        return SourceContext(self.settings.retrieval, self.settings.data_dir / "source-state")
 
     @property
     def indexer(self) -> Indexer:
@@ -33,23 +51,63 @@ class Services(AbstractContextManager["Services"]):
         self,
         paths: Sequence[Path],
         *,
-        source: str = FILES_SOURCE,
         on_problem: Callable[[str], None] | None = None,
+        on_progress: Progress | None = None,
     ) -> IndexReport:
-        """Index and record the run, whoever asked: the CLI, Slack's /reindex or a schedule."""
-        run = SourceRun(source, [str(p.resolve()) for p in paths], started=now())
-        self.runs.record(run)
-        try:
-            report = self.indexer.index_paths(paths, source=source, on_problem=on_problem)
-        except Exception as error:
-            self.runs.finish(run, None, str(error))
-            raise
-        self.runs.finish(run, report, None)
-        return report
+        """Index files and folders as the ad-hoc `files` source (what `ajuste index PATH` does)."""
+        missing = [str(path) for path in paths if not path.exists()]
+        if missing:
+            raise AjusteError(f"No such file or folder: {', '.join(missing)}")
+        return self.runner.run(
+            self.indexer.files_source(paths, FILES_SOURCE),
+            paths=[str(p.resolve()) for p in paths],
+            on_problem=on_problem,
+            on_progress=on_progress,
+        )
 
-    @property
-    def retriever(self) -> Retriever:
-        return Retriever(embedder=self.embedder, store=self.store, settings=self.settings.retrieval)
+    def source_names(self) -> list[str]:
+        """Declared sources, then the ad-hoc `files` source once `ajuste index` has run."""
+        names = [config.name for config in self.sources]
+        last = self.runs.last(FILES_SOURCE)
+        if FILES_SOURCE not in names and last is not None and last.paths:
+            names.append(FILES_SOURCE)
+        return names
+
+    def source_config(self, name: str) -> SourceConfig | None:
+        return next((config for config in self.sources if config.name == name), None)
+
+    def run_source(
+        self,
+        name: str,
+        *,
+        on_problem: Callable[[str], None] | None = None,
+        on_progress: Progress | None = None,
+    ) -> IndexReport:
+        """Index one source now: a declared one, or `files` over the paths last indexed."""
+        config = self.source_config(name)
+        if config is not None:
+            return self.runner.run(
+                build_source(config, self.source_context),
+                on_problem=on_problem,
+                on_progress=on_progress,
+            )
+        last = self.runs.last(name)
+        if name == FILES_SOURCE and last is not None and last.paths:
+            return self.index(
+                [Path(p) for p in last.paths], on_problem=on_problem, on_progress=on_progress
+            )
+        known = ", ".join(self.source_names()) or f"none: declare some in {self.sources_file}"
+        raise AjusteError(f"No source called '{name}'. Known sources: {known}.")
+
+    def channel_scope(self, channel: str | None) -> Scope:
+        """What a question asked in `channel` may see (None: outside Slack, the console)."""
+        mapped = self.settings.slack.channel_sources.get(channel) if channel else None
+        hidden = tuple(
+            c.name for c in self.sources if c.visible_in is not None and channel not in c.visible_in
+        )
+        return Scope(
+            sources=tuple(mapped) if mapped is not None else None, hidden=hidden, channel=channel
+        )
 
     def load_model(self) -> LlmEngine:
         if self._engine is None:
@@ -59,6 +117,10 @@ class Services(AbstractContextManager["Services"]):
     @property
     def engine(self) -> LlmEngine:
         return self.load_model()
+
+    @property
+    def retriever(self) -> Retriever:
+        return Retriever(embedder=self.embedder, store=self.store, settings=self.settings.retrieval)
 
     @property
     def answers(self) -> AnswerService:

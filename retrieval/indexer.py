@@ -1,26 +1,30 @@
 """Indexing: the one service the CLI, the scheduler and Slack's /reindex all call.
 
-Incremental by content hash: unchanged documents cost a read and a hash, changed ones are
-replaced atomically (see store.py), and documents gone from an indexed folder are removed.
+Source-agnostic and incremental: a document whose version is unchanged is not re-embedded, a
+changed one is replaced atomically (see store.py), and one its source no longer lists is
+removed. A source that cannot be listed changes nothing: its documents stay searchable.
 """
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from retrieval.chunking import Chunk, chunk_document
-from retrieval.documents import SUPPORTED, Document, content_version, parse_document
 from retrieval.embeddings import Embedder
-from retrieval.errors import AjusteError, DocumentError
+from retrieval.errors import AjusteError
 from retrieval.settings import RetrievalSettings
+from retrieval.sources.base import GONE, UNCHANGED, DocRef, Fetched, Source, SourceError
+from retrieval.sources.files import FilesSource
 from retrieval.store import ChunkStore, StoredDocument
 
 log = logging.getLogger(__name__)
 
 FILES_SOURCE = "files"
 _EMBED_BATCH_CHUNKS = 256  # chunks gathered across small documents per embedding call
+
+Progress = Callable[[int, int], None]  # (documents done, documents listed)
 
 
 @dataclass
@@ -40,20 +44,10 @@ class IndexReport:
 
 @dataclass
 class _Prepared:
-    document: Document
+    ref: DocRef
+    fetched: Fetched
     chunks: list[Chunk]
     previous: StoredDocument | None
-
-
-def find_files(root: Path) -> list[Path]:
-    """Supported files under a folder, skipping hidden files and folders (.git and the like)."""
-    return sorted(
-        path
-        for path in root.rglob("*")
-        if path.is_file()
-        and path.suffix.lower() in SUPPORTED
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-    )
 
 
 class Indexer:
@@ -61,6 +55,9 @@ class Indexer:
         self.embedder = embedder
         self.store = store
         self.settings = settings
+
+    def files_source(self, paths: Sequence[Path], name: str = FILES_SOURCE) -> FilesSource:
+        return FilesSource(name, list(paths), max_bytes=int(self.settings.max_file_mb * 1048576))
 
     def index_paths(
         self,
@@ -70,84 +67,107 @@ class Indexer:
         on_problem: Callable[[str], None] | None = None,
     ) -> IndexReport:
         """Index files and folders; a folder's vanished files leave the index."""
-        started = time.perf_counter()
         missing = [str(path) for path in paths if not path.exists()]
         if missing:
             raise AjusteError(f"No such file or folder: {', '.join(missing)}")
+        return self.index_source(self.files_source(paths, source), on_problem=on_problem)
+
+    def index_source(
+        self,
+        source: Source,
+        *,
+        on_problem: Callable[[str], None] | None = None,
+        on_progress: Progress | None = None,
+    ) -> IndexReport:
+        started = time.perf_counter()
         self.store.ensure_collection(self.embedder.dim)
         report = IndexReport()
-        stored = {
-            doc_id: doc for doc_id, doc in self.store.documents().items() if doc.source == source
-        }
-        seen: set[str] = set()
+        stored = self.store.documents(source=source.name)
+        try:
+            refs = list(source.refs())
+        except OSError as error:
+            raise SourceError(f"could not list source '{source.name}': {error}") from error
+        listed = {ref.doc_id for ref in refs}
+        to_fetch: list[tuple[DocRef, StoredDocument | None]] = []
+        for ref in refs:
+            previous = stored.get(ref.doc_id)
+            if ref.version and previous is not None and previous.live_version == ref.version:
+                report.unchanged += 1
+            else:
+                to_fetch.append((ref, previous))
+        done = report.unchanged
         batch: list[_Prepared] = []
-        for path in self._listing(paths):
-            doc_id = str(path)
-            seen.add(doc_id)
-            try:
-                prepared = self._prepare(path, doc_id, stored.get(doc_id), report)
-            except (DocumentError, OSError) as error:
-                report.failed += 1
-                self._problem(report, on_problem, _describe(path, error))
-                continue
-            if prepared is None:
-                continue
-            batch.append(prepared)
-            if sum(len(p.chunks) for p in batch) >= _EMBED_BATCH_CHUNKS:
-                self._write(batch, source, report)
-                batch = []
-        self._write(batch, source, report)
-        roots = [path for path in paths if path.is_dir()]
+        for ref, result in source.fetch_all(to_fetch):
+            done += 1
+            previous = stored.get(ref.doc_id)
+            prepared = self._prepare(ref, result, previous, report, on_problem)
+            if prepared is not None:
+                batch.append(prepared)
+                if sum(len(p.chunks) for p in batch) >= _EMBED_BATCH_CHUNKS:
+                    self._write(batch, source.name, report)
+                    batch = []
+            if on_progress is not None:
+                on_progress(done, len(refs))
+        self._write(batch, source.name, report)
         for doc_id, doc in stored.items():
-            if doc_id not in seen and any(Path(doc_id).is_relative_to(root) for root in roots):
-                self.store.delete_points(
-                    pid for version in doc.versions.values() for pid in version.point_ids
-                )
+            if doc_id not in listed and source.owns(doc_id):
+                self._delete(doc)
                 report.deleted += 1
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
-    def _listing(self, paths: Iterable[Path]) -> list[Path]:
-        listing: dict[Path, None] = {}
-        for path in paths:
-            resolved = path.resolve()
-            for found in find_files(resolved) if resolved.is_dir() else [resolved]:
-                listing[found] = None
-        return list(listing)
-
     def _prepare(
-        self, path: Path, doc_id: str, previous: StoredDocument | None, report: IndexReport
+        self,
+        ref: DocRef,
+        result: Fetched | Exception | object,
+        previous: StoredDocument | None,
+        report: IndexReport,
+        on_problem: Callable[[str], None] | None,
     ) -> _Prepared | None:
-        limit = self.settings.max_file_mb * 1024 * 1024
-        size = path.stat().st_size
-        if size > limit:
-            raise DocumentError(
-                f"{size / 1048576:.1f} MB is over the {self.settings.max_file_mb:g} MB limit: "
-                "skipped (raise AJUSTE_RETRIEVAL__MAX_FILE_MB or split the file)"
-            )
-        data = path.read_bytes()
-        version = content_version(data)
-        if previous is not None and version in previous.versions:
-            if previous.live_version == version:
+        if isinstance(result, Exception):
+            report.failed += 1
+            self._problem(report, on_problem, _describe(ref.location, result))
+            return None
+        if result is UNCHANGED:
+            report.unchanged += 1
+            return None
+        if result is GONE:
+            if previous is not None:
+                self._delete(previous)
+                report.deleted += 1
+            return None
+        assert isinstance(result, Fetched)
+        if previous is not None and result.version in previous.versions:
+            if previous.live_version == result.version:
                 report.unchanged += 1
                 return None
-            if not previous.versions[version].pending:  # a crash left an older copy behind
+            if not previous.versions[result.version].pending:  # a crash left an old copy
                 self.store.delete_points(
-                    pid for v, s in previous.versions.items() if v != version for pid in s.point_ids
+                    pid
+                    for v, s in previous.versions.items()
+                    if v != result.version
+                    for pid in s.point_ids
                 )
                 report.unchanged += 1
                 return None
-        title, sections = parse_document(path, data)
-        document = Document(doc_id, str(path), title, version, sections)
+        if not result.sections:
+            report.failed += 1
+            self._problem(report, on_problem, f"{ref.location}: no text: skipped")
+            return None
         chunks = chunk_document(
-            title,
-            sections,
+            result.title,
+            result.sections,
             count_tokens=self.embedder.count_tokens,
             split_tokens=self.embedder.split_tokens,
             size=self.settings.chunk_tokens,
             overlap=self.settings.chunk_overlap,
         )
-        return _Prepared(document, chunks, previous)
+        return _Prepared(ref, result, chunks, previous)
+
+    def _delete(self, doc: StoredDocument) -> None:
+        self.store.delete_points(
+            pid for version in doc.versions.values() for pid in version.point_ids
+        )
 
     def _write(self, batch: list[_Prepared], source: str, report: IndexReport) -> None:
         if not batch:
@@ -155,20 +175,21 @@ class Indexer:
         embeddings = self.embedder.embed_documents([c.text for p in batch for c in p.chunks])
         start = 0
         for prepared in batch:
-            doc, chunks = prepared.document, prepared.chunks
+            fetched, chunks = prepared.fetched, prepared.chunks
+            document = {
+                "source": source,
+                "title": fetched.title,
+                "location": fetched.location,
+                "meta": fetched.meta,
+                "n_chunks": len(chunks),
+            }
+            if fetched.private_channel:
+                document["private_channel"] = fetched.private_channel
             self.store.replace_document(
-                doc_id=doc.doc_id,
-                version=doc.version,
+                doc_id=prepared.ref.doc_id,
+                version=fetched.version,
                 payloads=[
-                    {
-                        "source": source,
-                        "title": doc.title,
-                        "location": doc.location,
-                        "heading": chunk.heading,
-                        "body": chunk.body,
-                        "chunk": number,
-                        "n_chunks": len(chunks),
-                    }
+                    {**document, "heading": chunk.heading, "body": chunk.body, "chunk": number}
                     for number, chunk in enumerate(chunks)
                 ],
                 embeddings=embeddings[start : start + len(chunks)],
@@ -190,11 +211,11 @@ class Indexer:
             on_problem(text)
 
 
-def _describe(path: Path, error: Exception) -> str:
+def _describe(location: str, error: Exception) -> str:
     if isinstance(error, FileNotFoundError):
-        return f"{path}: vanished while indexing: skipped (the next run removes it if it is gone)"
+        return f"{location}: vanished while indexing: skipped (the next run removes it if gone)"
     if isinstance(error, PermissionError):
-        return f"{path}: permission denied: skipped (make it readable, then index again)"
+        return f"{location}: permission denied: skipped (make it readable, then index again)"
     if isinstance(error, OSError):
-        return f"{path}: could not be read ({error.strerror or error}): skipped"
-    return f"{path}: {error}"
+        return f"{location}: could not be read ({error.strerror or error}): skipped"
+    return f"{location}: {error}"

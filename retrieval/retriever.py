@@ -1,10 +1,8 @@
 """Question → ranked chunks, and which of them are related enough to answer from."""
 
-from collections.abc import Sequence
-
 from retrieval.embeddings import Embedder
 from retrieval.settings import RetrievalSettings
-from retrieval.store import ChunkStore, Hit
+from retrieval.store import EVERYWHERE, ChunkStore, Hit, Scope
 
 
 class Retriever:
@@ -14,7 +12,7 @@ class Retriever:
         self.settings = settings
 
     def search(
-        self, query: str, *, limit: int | None = None, sources: Sequence[str] | None = None
+        self, query: str, *, limit: int | None = None, scope: Scope = EVERYWHERE
     ) -> list[Hit]:
         """Hybrid-ranked chunks, best first, related or not."""
         return self.store.search(
@@ -22,7 +20,7 @@ class Retriever:
             limit=limit or self.settings.top_k,
             candidates=max(self.settings.candidates, limit or 0),
             weights=(self.settings.dense_weight, self.settings.sparse_weight),
-            sources=sources,
+            scope=scope,
         )
 
     def is_related(self, hit: Hit) -> bool:
@@ -30,8 +28,6 @@ class Retriever:
         return hit.similarity >= self.settings.min_similarity or hit.keyword_coverage >= 1.0
 
     def related(
-        self, query: str, *, limit: int | None = None, sources: Sequence[str] | None = None
+        self, query: str, *, limit: int | None = None, scope: Scope = EVERYWHERE
     ) -> list[Hit]:
-        return [
-            hit for hit in self.search(query, limit=limit, sources=sources) if self.is_related(hit)
-        ]
+        return [hit for hit in self.search(query, limit=limit, scope=scope) if self.is_related(hit)]

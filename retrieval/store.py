@@ -22,6 +22,7 @@ from retrieval.errors import AjusteError, IndexBusyError, StoreUnavailableError
 from retrieval.settings import QdrantSettings
 
 DENSE = "dense"
+PRIVATE = "private_channel"  # payload key of chunks from a private Slack channel
 SPARSE = "bm25"
 HOLDER_FILE = "ajuste-holder.json"
 _POINT_NAMESPACE = uuid.UUID("8c4a5a0e-4f0e-4a54-9a8a-2f8f3f0c1d5e")
@@ -47,11 +48,41 @@ class StoredDocument:
     source: str
     location: str
     versions: dict[str, StoredVersion] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)  # the source's notes, e.g. an ETag
 
     @property
     def live_version(self) -> str | None:
         live = [v for v, stored in self.versions.items() if not stored.pending]
         return live[0] if len(live) == 1 and len(self.versions) == 1 else None
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one question may see."""
+
+    sources: tuple[str, ...] | None = None  # only these sources; None: any
+    hidden: tuple[str, ...] = ()  # never these sources
+    channel: str | None = None  # a private channel's content is visible only inside it
+
+    def conditions(self) -> models.Filter | None:
+        must: list[models.Condition] = []
+        must_not: list[models.Condition] = []
+        if self.sources is not None:
+            must.append(
+                models.FieldCondition(key="source", match=models.MatchAny(any=list(self.sources)))
+            )
+        if self.hidden:
+            must_not.append(
+                models.FieldCondition(key="source", match=models.MatchAny(any=list(self.hidden)))
+            )
+        return (
+            models.Filter(must=must or None, must_not=must_not or None)
+            if must or must_not
+            else None
+        )
+
+
+EVERYWHERE = Scope()
 
 
 @dataclass(frozen=True)
@@ -135,6 +166,8 @@ class ChunkStore:
         self.client = client
         self.collection = collection
         self._local_path = local_path  # where our holder note lives, for embedded mode
+        # Servers index payloads, so they always filter; the embedded mode only when needed.
+        self._has_private: bool | None = None if local_path is not None else True
 
     def close(self) -> None:
         if self._local_path is not None:
@@ -160,26 +193,35 @@ class ChunkStore:
         )
         if self._local_path is not None:
             return  # the embedded Qdrant scans payloads; indexes only help a server
-        for key in ("doc_id", "source"):
+        for key in ("doc_id", "source", PRIVATE):
             self.client.create_payload_index(self.collection, key, models.PayloadSchemaType.KEYWORD)
 
-    def documents(self) -> dict[str, StoredDocument]:
-        """Every document in the index with its versions' point ids (payloads only, no vectors)."""
+    def documents(self, source: str | None = None) -> dict[str, StoredDocument]:
+        """Documents in the index with their versions' point ids (payloads only, no vectors)."""
         stored: dict[str, StoredDocument] = {}
+        if not self.client.collection_exists(self.collection):
+            return stored
         offset = None
         while True:
             points, offset = self.client.scroll(
                 self.collection,
                 limit=1024,
                 offset=offset,
-                with_payload=["doc_id", "version", "pending", "source", "location"],
+                with_payload=["doc_id", "version", "pending", "source", "location", "meta"],
                 with_vectors=False,
             )
             for point in points:
                 payload = point.payload or {}
+                if source is not None and payload.get("source") != source:
+                    continue
                 doc = stored.setdefault(
                     payload["doc_id"],
-                    StoredDocument(payload["doc_id"], payload["source"], payload["location"]),
+                    StoredDocument(
+                        payload["doc_id"],
+                        payload["source"],
+                        payload["location"],
+                        meta=payload.get("meta") or {},
+                    ),
                 )
                 version = doc.versions.setdefault(payload["version"], StoredVersion())
                 version.point_ids.append(str(point.id))
@@ -197,6 +239,8 @@ class ChunkStore:
         previous: StoredDocument | None,
     ) -> None:
         """Write a document's chunks hidden, reveal them at once, then drop older versions."""
+        if any(payload.get(PRIVATE) for payload in payloads):
+            self._has_private = True
         ids: list[models.ExtendedPointId] = [
             point_id(doc_id, version, n) for n in range(len(payloads))
         ]
@@ -245,6 +289,35 @@ class ChunkStore:
                 wait=True,
             )
 
+    def _filter(self, scope: Scope) -> models.Filter | None:
+        """The scope as a Qdrant filter; private chunks of other channels are always out."""
+        conditions = scope.conditions()
+        if not self._may_hold_private():
+            return conditions  # nothing private here: skip a scan of every point
+        visible: list[models.Condition] = [
+            models.IsEmptyCondition(is_empty=models.PayloadField(key=PRIVATE))
+        ]
+        if scope.channel is not None:
+            visible.append(
+                models.FieldCondition(key=PRIVATE, match=models.MatchValue(value=scope.channel))
+            )
+        private = models.Filter(should=visible)
+        if conditions is None:
+            return private
+        return models.Filter(must=[*(conditions.must or []), private], must_not=conditions.must_not)
+
+    def _may_hold_private(self) -> bool:
+        if self._has_private is None:
+            found = self.client.count(
+                self.collection,
+                count_filter=models.Filter(
+                    must_not=[models.IsEmptyCondition(is_empty=models.PayloadField(key=PRIVATE))]
+                ),
+                exact=True,
+            ).count
+            self._has_private = found > 0
+        return self._has_private
+
     def count_chunks(self) -> int:
         if not self.client.collection_exists(self.collection):
             return 0
@@ -257,15 +330,12 @@ class ChunkStore:
         limit: int,
         candidates: int,
         weights: tuple[float, float],
-        sources: Sequence[str] | None = None,
+        scope: Scope = EVERYWHERE,
     ) -> list[Hit]:
         """Hybrid search: dense and BM25 candidates fused by weighted reciprocal rank."""
         if not self.client.collection_exists(self.collection):
             return []
-        scope = None
-        if sources is not None:
-            match = models.MatchAny(any=list(sources))
-            scope = models.Filter(must=[models.FieldCondition(key="source", match=match)])
+        conditions = self._filter(scope)
         sparse = models.SparseVector(
             indices=query.sparse.indices.tolist(), values=query.sparse.values.tolist()
         )
@@ -276,9 +346,9 @@ class ChunkStore:
             self.collection,
             prefetch=[
                 models.Prefetch(
-                    query=query.dense.tolist(), using=DENSE, limit=candidates, filter=scope
+                    query=query.dense.tolist(), using=DENSE, limit=candidates, filter=conditions
                 ),
-                models.Prefetch(query=sparse, using=SPARSE, limit=candidates, filter=scope),
+                models.Prefetch(query=sparse, using=SPARSE, limit=candidates, filter=conditions),
             ],
             query=models.RrfQuery(rrf=models.Rrf(weights=list(weights))),
             limit=limit + _PENDING_MARGIN,

@@ -6,6 +6,7 @@ import pytest
 
 from retrieval.errors import AjusteError
 from retrieval.indexer import Indexer
+from retrieval.sources.files import FilesSource
 from retrieval.store import ChunkStore
 
 
@@ -95,14 +96,14 @@ def test_a_file_that_vanishes_mid_index_keeps_the_rest(
     docs = tmp_path / "docs"
     write(docs / "stays.md", "# Stays\n\nStill here.")
     gone = write(docs / "gone.md", "# Gone\n\nAbout to vanish.")
-    listing = Indexer._listing
+    listing = FilesSource.refs
 
-    def listing_then_delete(self: Indexer, paths: list[Path]) -> list[Path]:
-        found = listing(self, paths)
+    def listing_then_delete(self: FilesSource) -> list:
+        found = listing(self)
         gone.unlink()  # listed, then deleted before it is read
         return found
 
-    monkeypatch.setattr(Indexer, "_listing", listing_then_delete)
+    monkeypatch.setattr(FilesSource, "refs", listing_then_delete)
     report = indexer.index_paths([docs])
     assert report.added == 1 and report.failed == 1
     assert "vanished" in report.problems[0]

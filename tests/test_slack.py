@@ -358,10 +358,17 @@ def test_reindex_is_for_admins_and_reports_counts(bot: Bot):
         channel="C1",
         response_url=bot.fake.response_url("r2"),
     )
-    assert started[0] == 200 and "Re-indexing `files` now" in started[1]
-    bot.fake.wait_for(lambda f: bool(f.called("response_url:r2")))
-    summary = bot.fake.called("response_url:r2")[0]["text"]
-    assert "1 added" in summary and "0 deleted" in summary
+    assert started[0] == 200 and "Re-indexing `files`" in started[1]
+
+    def summarised(fake: FakeSlack) -> bool:
+        return any("Re-indexed `files`" in c.get("text", "") for c in fake.called("chat.update"))
+
+    bot.fake.wait_for(summarised)
+    [posted] = bot.fake.called("chat.postMessage")
+    assert posted["channel"] == "C1" and "Re-indexing `files`" in posted["text"]
+    summary = bot.fake.called("chat.update")[-1]
+    assert summary["ts"] == posted["_ts"]
+    assert "1 added" in summary["text"] and "0 deleted" in summary["text"]
 
     unknown = command(
         bot.events,
@@ -371,7 +378,7 @@ def test_reindex_is_for_admins_and_reports_counts(bot: Bot):
         channel="C1",
         response_url=bot.fake.response_url("r3"),
     )
-    assert "don't know a source called `wiki`" in unknown[1]
+    assert "don't know a source called `wiki`" in unknown[1] and "`files`" in unknown[1]
 
 
 def test_ask_answers_privately_or_publicly(bot: Bot):

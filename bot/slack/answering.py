@@ -7,6 +7,7 @@ channel's source scope, and turns every failure into a short visible apology.
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from bot.slack.reply import StreamingSupport, ThreadReply, text_blocks
 from bot.slack.state import BotState
 from bot.turns import QueueFullError
 from retrieval.errors import AjusteError
+from retrieval.store import Scope
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +102,9 @@ class SlackAnswerer:
         state: BotState,
         settings: SlackSettings,
         bot_user_id: str,
+        scope_for: Callable[[str], Scope],
     ) -> None:
+        self.scope_for = scope_for  # a channel's sources and private content
         self.answers = answers
         self.state = state
         self.settings = settings
@@ -113,9 +117,6 @@ class SlackAnswerer:
         if ts:
             keys.append(f"message:{channel}:{ts}")
         return self.state.first_sight(*keys) if keys else True
-
-    def scope(self, channel: str) -> list[str] | None:
-        return self.settings.channel_sources.get(channel)
 
     def history(self, client: WebClient, question: Question) -> list[Turn]:
         """Earlier questions and this bot's answers in the thread, oldest first."""
@@ -158,7 +159,7 @@ class SlackAnswerer:
             answer = self.answers.answer(
                 strip_mentions(question.text),
                 history=history,
-                sources=self.scope(question.channel),
+                scope=self.scope_for(question.channel),
                 on_token=reply.append,
                 on_wait=reply.queued,
             )
@@ -180,7 +181,7 @@ class SlackAnswerer:
         """An answer as blocks, for /ask's private reply (no streaming into ephemerals)."""
         try:
             answer = self.answers.answer(
-                strip_mentions(question.text), sources=self.scope(question.channel)
+                strip_mentions(question.text), scope=self.scope_for(question.channel)
             )
         except QueueFullError:
             return text_blocks(BUSY)

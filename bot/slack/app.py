@@ -67,6 +67,7 @@ def build_app(settings: Settings, services: Services, state: BotState) -> tuple[
             state=state,
             settings=settings.slack,
             bot_user_id=identity["user_id"],
+            scope_for=services.channel_scope,
         ),
         reindexer=Reindexer(services),
         bot_user_id=identity["user_id"],

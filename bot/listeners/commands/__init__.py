@@ -5,10 +5,11 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.reindex import ReindexBusyError
+from bot.reindex import SourceBusyError
 from bot.slack.answering import Question
 from bot.slack.deps import SlackDeps
-from bot.slack.status import help_text, reindex_summary, status_blocks
+from bot.slack.progress import ReindexProgress
+from bot.slack.status import help_text, status_blocks
 
 
 def register(app: App, deps: SlackDeps) -> None:
@@ -48,26 +49,34 @@ def register(app: App, deps: SlackDeps) -> None:
             respond(text=fallback, blocks=blocks, response_type="ephemeral")
 
     @app.command("/reindex")
-    def reindex(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+    def reindex(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         if not deps.is_admin(command["user_id"]):
             ack(text="Only Ajuste admins can re-index. Ask one of them, or an admin can add you.")
             return
-        source = command.get("text", "").strip() or "files"
-        known = deps.reindexer.known_sources()
-        if source not in known:
-            names = ", ".join(sorted(known)) or "none yet: index with `ajuste index PATH` first"
-            ack(text=f"I don't know a source called `{source}`. Known sources: {names}.")
+        known = deps.services.source_names()
+        wanted = command.get("text", "").split() or known
+        unknown = [name for name in wanted if name not in known]
+        if unknown or not wanted:
+            names = ", ".join(f"`{n}`" for n in known) or "none yet"
+            ack(text=f"I don't know a source called `{' '.join(unknown)}`. Known sources: {names}.")
             return
+        ack(text=f"Re-indexing {', '.join(f'`{n}`' for n in wanted)}: progress follows here.")
 
-        def done(report: Any, error: str | None) -> None:
-            respond(text=reindex_summary(source, report, error), response_type="ephemeral")
+        def private(text: str) -> None:
+            respond(text=text, response_type="ephemeral")
 
-        try:
-            deps.reindexer.start(source, on_done=done)
-        except ReindexBusyError as busy:
-            ack(text=f"Re-indexing `{source}` is {busy}. I'll report when it is done.")
-            return
-        ack(text=f"Re-indexing `{source}` now. I'll post the result here when it is done.")
+        for name in wanted:
+            busy = deps.reindexer.busy(name)
+            if busy:
+                private(f"`{name}` {busy}: I'll leave that run to finish.")
+                continue
+            progress = ReindexProgress(
+                client, channel=command["channel_id"], source=name, private_reply=private
+            )
+            try:
+                deps.reindexer.start(name, on_done=progress.done, on_progress=progress.progress)
+            except SourceBusyError as error:
+                progress.done(None, str(error))
 
     @app.command("/ajuste")
     def ajuste(ack: Ack, command: dict[str, Any]) -> None:
