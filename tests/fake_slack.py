@@ -23,6 +23,10 @@ class FakeSlack:
         self.errors: dict[str, str] = {}  # method → Slack error to answer with
         self.rate_limited: dict[str, int] = {}  # method → 429s to answer before succeeding
         self.replies: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.history: dict[str, list[dict[str, Any]]] = {}  # channel → messages, newest first
+        self.channels: dict[str, dict[str, Any]] = {}  # channel → conversations.info
+        self.users: dict[str, str] = {}  # user → real name
+        self.page_size = 1000  # a test lowers it to exercise pagination
         self.socket_url = ""
         self._ts = itertools.count(1)
         self._condition = threading.Condition()
@@ -67,6 +71,18 @@ class FakeSlack:
                     raise AssertionError(f"timed out; calls so far: {names}")
                 self._condition.wait(min(left, 0.5))
 
+    def _page(self, items: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        """Cursor pagination, as Slack's history methods do."""
+        start = int(params.get("cursor") or 0)
+        end = start + min(self.page_size, int(params.get("limit") or 100))
+        cursor = str(end) if end < len(items) else ""
+        return {
+            "ok": True,
+            "messages": items[start:end],
+            "has_more": bool(cursor),
+            "response_metadata": {"next_cursor": cursor},
+        }
+
     def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method in self.errors:
             return {"ok": False, "error": self.errors[method]}
@@ -88,7 +104,28 @@ class FakeSlack:
             }
         if method == "conversations.replies":
             key = (params.get("channel", ""), params.get("ts", ""))
-            return {"ok": True, "messages": self.replies.get(key, []), "has_more": False}
+            return self._page(self.replies.get(key, []), params)
+        if method == "conversations.history":
+            oldest = float(params.get("oldest") or 0)
+            messages = [
+                m for m in self.history.get(params["channel"], []) if float(m["ts"]) > oldest
+            ]
+            return self._page(messages, params)
+        if method == "conversations.info":
+            info = self.channels.get(params["channel"])
+            return (
+                {"ok": True, "channel": info}
+                if info
+                else {"ok": False, "error": "channel_not_found"}
+            )
+        if method == "users.info":
+            name = self.users.get(params["user"])
+            if name is None:
+                return {"ok": False, "error": "user_not_found"}
+            return {
+                "ok": True,
+                "user": {"id": params["user"], "name": name.lower(), "real_name": name},
+            }
         if method == "apps.connections.open":
             return {"ok": True, "url": self.socket_url}
         return {"ok": True}

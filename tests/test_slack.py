@@ -458,9 +458,7 @@ def test_help_and_status(bot: Bot):
         response_url=bot.fake.response_url("s"),
     )
     text = json.loads(body)["blocks"][0]["text"]["text"]
-    assert (
-        "SmolLM2-135M-Instruct.Q4_1" in text and "documents" in text and "*files:* last run" in text
-    )
+    assert "SmolLM2-135M-Instruct.Q4_1" in text and "documents" in text and "*files:* ok at" in text
 
 
 def test_the_assistant_pane_greets_and_answers(bot: Bot):

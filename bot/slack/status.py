@@ -48,17 +48,7 @@ def status_blocks(deps: "SlackDeps") -> list[dict[str, Any]]:
         f"*Queue:* {engine.turns.waiting} waiting",
     ]
     for name, run in sorted(runs.items()):
-        if run.finished is None:
-            lines.append(f"*{name}:* re-indexing since {run.started}")
-        elif run.error:
-            lines.append(f"*{name}:* last run {run.finished} failed: {run.error}")
-        else:
-            report = run.report
-            lines.append(
-                f"*{name}:* last run {run.finished}: {report.get('added', 0)} added, "
-                f"{report.get('updated', 0)} updated, {report.get('deleted', 0)} deleted, "
-                f"{report.get('unchanged', 0)} unchanged"
-            )
+        lines.append(f"*{name}:* {run.summary()}")
     if not runs:
         lines.append("*Sources:* nothing indexed yet")
     return [{"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}}]

@@ -46,8 +46,8 @@ class SourceConfig(BaseModel):
     @field_validator("every")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:
-        if value is not None and parse_duration(value).total_seconds() < 10:
-            raise ValueError("must be at least 10s")
+        if value is not None and parse_duration(value).total_seconds() < 1:
+            raise ValueError("must be at least 1s")
         return value
 
     @field_validator("cron")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from retrieval.documents import SUPPORTED, content_version, parse_document
 from retrieval.errors import DocumentError
-from retrieval.sources.base import DocRef, Fetched, Source
+from retrieval.sources.base import DocRef, Fetched, Source, SourceError
 from retrieval.store import StoredDocument
 
 
@@ -35,6 +35,8 @@ class FilesSource(Source):
     def refs(self) -> list[DocRef]:
         found: dict[Path, None] = {}
         for root in self.paths:
+            if not root.exists():
+                raise SourceError(f"{root} does not exist (an unmounted share?): nothing changed")
             if root.is_file():
                 found[root] = None
                 continue
