@@ -7,8 +7,9 @@ import pytest
 
 from bot.settings import SlackSettings
 from bot.slack.history import SlackConfig, register_slack_kind
-from retrieval.indexer import Indexer
+from retrieval.indexer import Indexer, IndexReport
 from retrieval.settings import RetrievalSettings
+from retrieval.sources.base import Source
 from retrieval.sources.config import SourceContext, build_source
 from retrieval.store import Scope
 from tests.fake_slack import FakeSlack
@@ -70,14 +71,22 @@ def fake() -> Iterator[FakeSlack]:
     served.close()
 
 
-def slack_source(fake: FakeSlack, tmp_path: Path, **config: object):
+def index(indexer: Indexer, source: Source) -> IndexReport:
+    """As the runner does: index, then close (which records a finished full pass)."""
+    try:
+        return indexer.index_source(source)
+    finally:
+        source.close()
+
+
+def slack_source(fake: FakeSlack, tmp_path: Path, **config: object) -> Source:
     register_slack_kind(SlackSettings(bot_token="xoxb-test", api_url=fake.api_url))
     settings = SlackConfig(name="chat", kind="slack", channels=["CPUB", "CPRIV"], **config)
     return build_source(settings, SourceContext(RetrievalSettings(), tmp_path / "state"))
 
 
 def test_history_becomes_one_document_per_thread(fake: FakeSlack, tmp_path: Path, indexer: Indexer):
-    report = indexer.index_source(slack_source(fake, tmp_path))
+    report = index(indexer, slack_source(fake, tmp_path))
     assert (report.added, report.failed) == (4, 0)  # 3 public threads + 1 private; no join
     assert fake.called("conversations.history:429")  # retried after Retry-After
     assert len(fake.called("conversations.history")) >= 3  # paginated
@@ -113,7 +122,7 @@ def test_history_becomes_one_document_per_thread(fake: FakeSlack, tmp_path: Path
 def test_a_normal_run_rereads_only_changed_threads(
     fake: FakeSlack, tmp_path: Path, indexer: Indexer
 ):
-    indexer.index_source(slack_source(fake, tmp_path))  # first run: a full pass
+    index(indexer, slack_source(fake, tmp_path))  # first run: a full pass
     fake.reset()
     thread = fake.history["CPUB"][1]
     thread["latest_reply"] = "1700000290.000100"
@@ -125,7 +134,7 @@ def test_a_normal_run_rereads_only_changed_threads(
             "thread_ts": thread["ts"],
         }
     )
-    report = indexer.index_source(slack_source(fake, tmp_path, lookback="10000d"))
+    report = index(indexer, slack_source(fake, tmp_path, lookback="10000d"))
     assert (report.updated, report.unchanged, report.deleted) == (1, 3, 0)
     assert {call["ts"] for call in fake.called("conversations.replies")} == {thread["ts"]}
 
@@ -133,8 +142,22 @@ def test_a_normal_run_rereads_only_changed_threads(
 def test_a_refused_token_fails_the_run_and_keeps_documents(
     fake: FakeSlack, tmp_path: Path, indexer: Indexer
 ):
-    indexer.index_source(slack_source(fake, tmp_path))
+    index(indexer, slack_source(fake, tmp_path))
     fake.errors["conversations.history"] = "invalid_auth"
     with pytest.raises(Exception, match="invalid_auth"):
-        indexer.index_source(slack_source(fake, tmp_path, full_pass_every="1s"))
+        index(indexer, slack_source(fake, tmp_path, full_pass_every="1s"))
     assert len(indexer.store.documents(source="chat")) == 4
+
+
+def test_a_full_pass_picks_up_edited_and_deleted_messages(
+    fake: FakeSlack, tmp_path: Path, indexer: Indexer
+):
+    index(indexer, slack_source(fake, tmp_path))
+    replies = fake.replies[("CPUB", "1700000200.000100")]
+    replies[1] = {**replies[1], "text": "Team Ebb owns the tile cache now."}  # an edited reply
+    del fake.history["CPUB"][0]  # a deleted message
+    normal = index(indexer, slack_source(fake, tmp_path, lookback="10000d"))
+    assert (normal.updated, normal.deleted, normal.unchanged) == (0, 0, 3)  # not seen yet
+    (tmp_path / "state" / "chat.json").write_text('{"full_pass_at": 0}')  # a day has passed
+    full = index(indexer, slack_source(fake, tmp_path))
+    assert (full.updated, full.deleted, full.unchanged) == (1, 1, 2)

@@ -21,8 +21,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 
 from bot.settings import SlackSettings
-from retrieval.documents import Section
-from retrieval.sources.base import DocRef, Fetched, Source, SourceError
+from retrieval.documents import Section, content_version
+from retrieval.sources.base import UNCHANGED, DocRef, Fetched, Outcome, Source, SourceError
 from retrieval.sources.config import SourceConfig, SourceContext, parse_duration, register_kind
 from retrieval.store import StoredDocument
 
@@ -114,13 +114,21 @@ class SlackHistorySource(Source):
                     continue
                 doc_id = f"slack:{channel}:{message['ts']}"
                 self._messages[doc_id] = (channel, message)
-                edited = (message.get("edited") or {}).get("ts", "")
-                version = f"{message.get('latest_reply', message['ts'])}/{edited}"
-                refs.append(DocRef(doc_id, self._permalink(channel, message["ts"]), version))
+                refs.append(DocRef(doc_id, self._permalink(channel, message["ts"])))
         return refs
 
-    def fetch(self, ref: DocRef, previous: StoredDocument | None) -> Fetched:
+    @staticmethod
+    def _marker(parent: dict[str, Any]) -> str:
+        """Changes when the thread gets a reply or its first message is edited."""
+        edited = (parent.get("edited") or {}).get("ts", "")
+        return f"{parent.get('latest_reply', parent['ts'])}/{edited}"
+
+    def fetch(self, ref: DocRef, previous: StoredDocument | None) -> Fetched | Outcome:
         channel, parent = self._messages[ref.doc_id]
+        marker = self._marker(parent)
+        if not self.full_pass and previous is not None and previous.meta.get("marker") == marker:
+            return UNCHANGED  # no new reply: skip conversations.replies
+
         if parent.get("reply_count"):
             thread = self._paged(
                 "conversations.replies", "messages", channel=channel, ts=parent["ts"]
@@ -132,11 +140,13 @@ class SlackHistorySource(Source):
         first = " ".join(str(parent.get("text", "")).split())
         title = f"#{info.get('name', channel)}: {first[:80]}{'…' if len(first) > 80 else ''}"
         private = info.get("is_private") or info.get("is_im") or info.get("is_mpim")
+        text = "\n".join(lines)
         return Fetched(
             title=title,
-            sections=[Section((title,), "\n".join(lines))],
-            version=ref.version or parent["ts"],
+            sections=[Section((title,), text)],
+            version=content_version(text.encode()),  # reply edits show up on a full pass
             location=ref.location,
+            meta={"marker": marker},
             private_channel=channel if private else None,
         )
 
