@@ -249,6 +249,51 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_retrieval(settings: Settings, args: argparse.Namespace) -> int:
+    from retrieval.evaluation import MODES, evaluate_retrieval, load_qa
+
+    items = load_qa(args.qa)
+    with Services(settings, holder="ajuste eval") as services:
+        retriever = services.retriever
+        overall = {mode: evaluate_retrieval(retriever, items, mode).as_dict() for mode in MODES}
+        kinds = sorted({item.kind for item in items if item.answerable})
+        by_kind = {
+            kind: evaluate_retrieval(retriever, [i for i in items if i.kind == kind]).as_dict()
+            for kind in kinds
+        }
+    if args.json:
+        _print_json({"modes": overall, "by_kind": by_kind})
+        return 0
+    columns = ["questions", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"]
+    print(f"{'':<20}" + "".join(f"{c:>11}" for c in columns))
+    for label, row in [*overall.items(), *((f"  {k}", v) for k, v in by_kind.items())]:
+        print(f"{label:<20}" + "".join(f"{row[c]:>11}" for c in columns))
+    return 0
+
+
+def cmd_eval_answers(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.evaluation import evaluate_answers
+    from retrieval.evaluation import load_qa
+
+    items = load_qa(args.qa)
+
+    def progress(item: Any, answer: Any) -> None:
+        if not args.json:
+            print(f"  line {item.line}: {answer.timings.total_s:.1f} s", file=sys.stderr)
+
+    with Services(settings, holder="ajuste eval") as services:
+        scores = evaluate_answers(services.answers, items, on_answer=progress)
+    if args.json:
+        _print_json(scores.as_dict())
+        return 0
+    for key, value in scores.as_dict().items():
+        if key != "by_kind":
+            print(f"{key:<20} {value}")
+    for kind, row in scores.by_kind.items():
+        print(f"  {kind:<18} {row['score']} over {row['questions']}")
+    return 0
+
+
 def cmd_models_pull(settings: Settings, args: argparse.Namespace) -> int:
     if args.from_dir is not None and not args.from_dir.is_dir():
         raise AjusteError(f"--from {args.from_dir}: no such folder")
@@ -335,6 +380,27 @@ def build_parser() -> argparse.ArgumentParser:
     listing = model_commands.add_parser("list", help="show the models and which are in use")
     listing.add_argument("--json", action="store_true", help="print one JSON object")
     listing.set_defaults(handler=cmd_models_list)
+
+    evaluate = add("eval", lambda *_: 0, "measure retrieval and answer quality on a question set")
+    eval_commands = evaluate.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
+    for name, handler, text in (
+        (
+            "retrieval",
+            cmd_eval_retrieval,
+            "recall@k, MRR and nDCG: hybrid, dense-only, sparse-only",
+        ),
+        ("answers", cmd_eval_answers, "answer match, citations, abstention and latency"),
+    ):
+        action = eval_commands.add_parser(name, help=text, description=text)
+        action.add_argument(
+            "--qa",
+            type=Path,
+            required=True,
+            metavar="FILE",
+            help="JSONL: question, relevant, answer (optional), kind (optional)",
+        )
+        action.add_argument("--json", action="store_true", help="print one JSON object")
+        action.set_defaults(handler=handler)
 
     sources = add("sources", lambda *_: 0, "show the declared sources and their runs")
     source_commands = sources.add_subparsers(

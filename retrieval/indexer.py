@@ -172,7 +172,10 @@ class Indexer:
     def _write(self, batch: list[_Prepared], source: str, report: IndexReport) -> None:
         if not batch:
             return
-        embeddings = self.embedder.embed_documents([c.text for p in batch for c in p.chunks])
+        with_headings = self.settings.heading_context
+        embeddings = self.embedder.embed_documents(
+            [c.text if with_headings else c.body for p in batch for c in p.chunks]
+        )
         start = 0
         for prepared in batch:
             fetched, chunks = prepared.fetched, prepared.chunks

@@ -12,16 +12,29 @@ class Retriever:
         self.settings = settings
 
     def search(
-        self, query: str, *, limit: int | None = None, scope: Scope = EVERYWHERE
+        self,
+        query: str,
+        *,
+        limit: int | None = None,
+        scope: Scope = EVERYWHERE,
+        mode: str = "hybrid",
     ) -> list[Hit]:
         """Hybrid-ranked chunks, best first, related or not."""
         return self.store.search(
             self.embedder.embed_query(query),
             limit=limit or self.settings.top_k,
             candidates=max(self.settings.candidates, limit or 0),
-            weights=(self.settings.dense_weight, self.settings.sparse_weight),
+            weights=self.weights(query),
             scope=scope,
+            mode=mode,
         )
+
+    def weights(self, query: str) -> tuple[float, float]:
+        """Fusion weights; a query of a few words leans on keywords (codes, names, jargon)."""
+        sparse = self.settings.sparse_weight
+        if len(query.split()) <= self.settings.short_query_words:
+            sparse *= self.settings.short_query_sparse_boost
+        return self.settings.dense_weight, sparse
 
     def is_related(self, hit: Hit) -> bool:
         """Close in meaning, or holding every keyword of the question (codes, names)."""

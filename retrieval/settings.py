@@ -62,6 +62,15 @@ class RetrievalSettings(BaseModel):
     sparse_weight: Annotated[float, Field(gt=0)] = Field(
         1.0, description="Weight of BM25 (keyword) ranking in the fusion"
     )
+    short_query_words: Annotated[int, Field(ge=0, le=20)] = Field(
+        0, description="Queries of at most this many words weigh keywords more; 0: off"
+    )
+    short_query_sparse_boost: Annotated[float, Field(gt=0)] = Field(
+        2.0, description="Factor on the BM25 weight for short queries"
+    )
+    heading_context: bool = Field(
+        True, description="Embed each chunk with the headings it sits under"
+    )
     min_similarity: Annotated[float, Field(ge=-1, le=1)] = Field(
         0.3,
         description="Cosine similarity below which a chunk counts as unrelated, unless "

@@ -331,8 +331,12 @@ class ChunkStore:
         candidates: int,
         weights: tuple[float, float],
         scope: Scope = EVERYWHERE,
+        mode: str = "hybrid",
     ) -> list[Hit]:
-        """Hybrid search: dense and BM25 candidates fused by weighted reciprocal rank."""
+        """Hybrid search: dense and BM25 candidates fused by weighted reciprocal rank.
+
+        `mode` "dense" or "sparse" ranks by one of them alone (to measure what fusion adds).
+        """
         if not self.client.collection_exists(self.collection):
             return []
         conditions = self._filter(scope)
@@ -342,19 +346,37 @@ class ChunkStore:
         # Hidden (pending) chunks are rare and only exist while a document is being replaced,
         # so they are dropped after the search: a payload filter would cost the embedded
         # Qdrant a scan of every point on every query.
-        response = self.client.query_points(
-            self.collection,
-            prefetch=[
-                models.Prefetch(
-                    query=query.dense.tolist(), using=DENSE, limit=candidates, filter=conditions
-                ),
-                models.Prefetch(query=sparse, using=SPARSE, limit=candidates, filter=conditions),
-            ],
-            query=models.RrfQuery(rrf=models.Rrf(weights=list(weights))),
-            limit=limit + _PENDING_MARGIN,
-            with_payload=True,
-            with_vectors=True,
-        )
+        common = {"limit": limit + _PENDING_MARGIN, "with_payload": True, "with_vectors": True}
+        if mode == "dense":
+            response = self.client.query_points(
+                self.collection,
+                query=query.dense.tolist(),
+                using=DENSE,
+                query_filter=conditions,
+                **common,  # type: ignore[arg-type]
+            )
+        elif mode == "sparse":
+            response = self.client.query_points(
+                self.collection,
+                query=sparse,
+                using=SPARSE,
+                query_filter=conditions,
+                **common,  # type: ignore[arg-type]
+            )
+        else:
+            response = self.client.query_points(
+                self.collection,
+                prefetch=[
+                    models.Prefetch(
+                        query=query.dense.tolist(), using=DENSE, limit=candidates, filter=conditions
+                    ),
+                    models.Prefetch(
+                        query=sparse, using=SPARSE, limit=candidates, filter=conditions
+                    ),
+                ],
+                query=models.RrfQuery(rrf=models.Rrf(weights=list(weights))),
+                **common,  # type: ignore[arg-type]
+            )
         visible = [p for p in response.points if not (p.payload or {}).get("pending")][:limit]
         keywords = set(query.sparse.indices.tolist())
         return [_hit(point, query.dense, keywords) for point in visible]

@@ -187,3 +187,20 @@ def test_serve_with_an_unreachable_slack_says_what_to_check(data_dir: str):
 def test_http_mode_needs_a_signing_secret(data_dir: str):
     done = _run("--data-dir", data_dir, "serve", "--http", env={"AJUSTE_SLACK__BOT_TOKEN": "x"})
     assert done.returncode == 1 and "AJUSTE_SLACK__SIGNING_SECRET" in done.stderr
+
+
+def test_eval_retrieval_prints_every_mode(capsys: pytest.CaptureFixture[str], data_dir: str):
+    assert main(["--data-dir", data_dir, "index", str(KNOWLEDGE)]) == 0
+    capsys.readouterr()
+    qa = str(REPO / "examples" / "eval" / "handbook.jsonl")
+    report = run_json(capsys, "--data-dir", data_dir, "eval", "retrieval", "--qa", qa, "--json")
+    assert set(report["modes"]) == {"hybrid", "dense", "sparse"}
+    assert set(report["modes"]["hybrid"]) == {
+        "questions",
+        "recall@1",
+        "recall@5",
+        "recall@10",
+        "mrr@10",
+        "ndcg@10",
+    }
+    assert "paraphrase" in report["by_kind"]

@@ -1,0 +1,124 @@
+"""Retrieval quality on a question set: recall@k, MRR@10 and nDCG@10, per ranking mode.
+
+The set is JSONL, one `{"question", "relevant": [ids or paths], "answer"?, "kind"?}` a line.
+A hit matches a relevant entry when its document id or location equals it or ends with it
+as a path (`leave.rst` matches `/kb/leave.rst`). Ranking is by document: a document counts at
+the rank of its best chunk.
+"""
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from retrieval.errors import AjusteError
+from retrieval.retriever import Retriever
+from retrieval.store import Hit
+
+MODES = ("hybrid", "dense", "sparse")
+DEPTH = 10  # documents ranked per question
+CHUNK_DEPTH = 40  # chunks fetched to rank that many documents
+
+
+@dataclass(frozen=True)
+class QaItem:
+    question: str
+    relevant: list[str]
+    answer: str | None = None
+    kind: str = "question"
+    line: int = 0
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.relevant)
+
+
+@dataclass
+class RetrievalScores:
+    questions: int = 0
+    recall: dict[int, float] = field(default_factory=dict)
+    mrr: float = 0.0
+    ndcg: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "questions": self.questions,
+            **{f"recall@{k}": round(v, 4) for k, v in sorted(self.recall.items())},
+            "mrr@10": round(self.mrr, 4),
+            "ndcg@10": round(self.ndcg, 4),
+        }
+
+
+def load_qa(path: Path) -> list[QaItem]:
+    """The question set; a malformed line is refused with its number, never skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise AjusteError(f"Cannot read the question set {path}: {error.strerror}") from error
+    items = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            question = data["question"]
+            relevant = data.get("relevant") or []
+            if not isinstance(question, str) or not question.strip():
+                raise ValueError("`question` must be a non-empty string")
+            if not isinstance(relevant, list) or not all(isinstance(r, str) for r in relevant):
+                raise ValueError("`relevant` must be a list of ids or paths")
+        except (ValueError, KeyError, TypeError) as error:
+            reason = f"missing {error}" if isinstance(error, KeyError) else str(error)
+            raise AjusteError(f"{path} line {number}: {reason}") from None
+        items.append(
+            QaItem(question, relevant, data.get("answer"), data.get("kind") or "question", number)
+        )
+    if not items:
+        raise AjusteError(f"{path} holds no questions")
+    return items
+
+
+def matches_location(value: str, relevant: str) -> bool:
+    relevant = relevant.strip()
+    return value == relevant or value.endswith("/" + relevant.lstrip("/"))
+
+
+def matches(hit: Hit, relevant: str) -> bool:
+    return matches_location(hit.doc_id, relevant) or matches_location(hit.location, relevant)
+
+
+def ranked_documents(hits: Sequence[Hit]) -> list[Hit]:
+    """Hits collapsed to one per document, in order of each document's best chunk."""
+    seen: dict[str, Hit] = {}
+    for hit in hits:
+        seen.setdefault(hit.doc_id, hit)
+    return list(seen.values())
+
+
+def score_ranking(documents: Sequence[Hit], relevant: Sequence[str]) -> tuple[list[bool], int]:
+    flags = [any(matches(doc, r) for r in relevant) for doc in documents[:DEPTH]]
+    return flags, len(relevant)
+
+
+def evaluate_retrieval(
+    retriever: Retriever, items: Sequence[QaItem], mode: str = "hybrid"
+) -> RetrievalScores:
+    scores = RetrievalScores(recall={1: 0.0, 5: 0.0, 10: 0.0})
+    answerable = [item for item in items if item.answerable]
+    for item in answerable:
+        hits = retriever.search(item.question, limit=CHUNK_DEPTH, mode=mode)
+        flags, wanted = score_ranking(ranked_documents(hits), item.relevant)
+        for k in scores.recall:
+            scores.recall[k] += sum(flags[:k]) / wanted
+        first = next((rank for rank, hit in enumerate(flags, start=1) if hit), None)
+        scores.mrr += 1 / first if first else 0.0
+        dcg = sum(1 / math.log2(rank + 1) for rank, hit in enumerate(flags, start=1) if hit)
+        ideal = sum(1 / math.log2(rank + 1) for rank in range(1, min(wanted, DEPTH) + 1))
+        scores.ndcg += dcg / ideal
+    count = len(answerable) or 1
+    scores.questions = len(answerable)
+    scores.recall = {k: v / count for k, v in scores.recall.items()}
+    scores.mrr /= count
+    scores.ndcg /= count
+    return scores
