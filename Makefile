@@ -28,7 +28,7 @@ test: setup lint
 	$(BIN)/pytest
 
 bench: setup
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --write docs/performance.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -23,8 +23,8 @@ RETRIEVAL_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("chunks of 254 tokens, overlap 48", {"chunk_tokens": 254, "chunk_overlap": 48}),
     ("no overlap", {"chunk_overlap": 0}),
     ("no heading context", {"heading_context": False}),
-    ("dense weight 2", {"dense_weight": 2.0}),
-    ("sparse weight 2", {"sparse_weight": 2.0}),
+    ("dense weight 1 (equal fusion)", {"dense_weight": 1.0}),
+    ("dense weight 3", {"dense_weight": 3.0}),
     ("short queries (≤3 words) weigh BM25 ×2", {"short_query_words": 3}),
 ]
 

@@ -51,13 +51,13 @@ class QdrantSettings(BaseModel):
 
 class RetrievalSettings(BaseModel):
     top_k: Annotated[int, Field(ge=1, le=50)] = Field(
-        4, description="Chunks retrieved for a question (fewer if they don't fit the context)"
+        2, description="Chunks given to the model per question (fewer if they don't fit)"
     )
     candidates: Annotated[int, Field(ge=1, le=500)] = Field(
         30, description="Candidates each of dense and sparse search hand to fusion"
     )
     dense_weight: Annotated[float, Field(gt=0)] = Field(
-        1.0, description="Weight of dense (meaning) ranking in the fusion"
+        2.0, description="Weight of dense (meaning) ranking in the fusion"
     )
     sparse_weight: Annotated[float, Field(gt=0)] = Field(
         1.0, description="Weight of BM25 (keyword) ranking in the fusion"

@@ -5,8 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import Answer, SourceRef
-from bot.evaluation import contains, declined, exact_match, normalize, token_f1
+from bot.answer import Answer, AnswerService, SourceRef
+from bot.evaluation import (
+    contains,
+    declined,
+    evaluate_answers,
+    exact_match,
+    normalize,
+    token_f1,
+)
+from bot.llm import LlmEngine
+from bot.settings import LlmSettings
 from retrieval.errors import AjusteError
 from retrieval.evaluation import QaItem, evaluate_retrieval, load_qa, matches_location
 from retrieval.retriever import Retriever
@@ -84,3 +93,13 @@ def test_metrics_on_a_known_ranking(handbook: tuple[Retriever, Path]):
     scores = evaluate_retrieval(retriever, items)
     assert scores.questions == 1
     assert scores.recall[1] == scores.mrr == scores.ndcg == 1.0
+
+
+def test_answers_stay_above_their_floors(handbook: tuple[Retriever, Path], engine: LlmEngine):
+    """The whole question set through the real model (about two minutes on two cores)."""
+    answers = AnswerService(retriever=handbook[0], engine=engine, settings=LlmSettings())
+    scores = evaluate_answers(answers, load_qa(QA)).as_dict()
+    for metric, floor in FLOORS["answers"]["at_least"].items():
+        assert scores[metric] >= floor, f"{metric} fell to {scores[metric]} < {floor}"
+    for metric, ceiling in FLOORS["answers"]["at_most"].items():
+        assert scores[metric] <= ceiling, f"{metric} rose to {scores[metric]} > {ceiling}"
