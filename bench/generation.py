@@ -35,7 +35,7 @@ def run(models_dir: Path, rounds: int = 3) -> list[Row]:
                         (timings.tokens - 1) / (timings.total_s - timings.first_token_s)
                     )
 
-                    hits = answers.related_hits(question, [], None)
+                    hits = answers.related_hits(question, [])
                     plan = plan_prompt(
                         question,
                         hits,

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from bot import metrics
 from bot.llm import GenerationStats, LlmEngine
 from bot.prompt import SYSTEM_PROMPT, Turn, plan_prompt
 from bot.settings import LlmSettings
@@ -89,7 +90,9 @@ class AnswerService:
         started = time.perf_counter()
         hits = self.related_hits(question, history, scope)
         timings = Timings(retrieve_s=round(time.perf_counter() - started, 4))
+        metrics.RETRIEVAL_HITS.observe(len(hits))
         if not hits:
+            metrics.QUESTIONS.labels("nothing_found").inc()
             if on_token is not None:
                 on_token(NO_ANSWER)
             timings.first_token_s = timings.total_s = round(time.perf_counter() - started, 4)
@@ -105,18 +108,31 @@ class AnswerService:
         )
         stats = GenerationStats()
         pieces: list[str] = []
+
+        def waiting(ahead: int) -> None:
+            metrics.QUEUE_DEPTH.set(self.engine.turns.waiting)
+            if on_wait is not None:
+                on_wait(ahead)
+
         for piece in self.engine.stream(
-            plan.messages, max_tokens=self.settings.max_tokens, stats=stats, on_wait=on_wait
+            plan.messages, max_tokens=self.settings.max_tokens, stats=stats, on_wait=waiting
         ):
             pieces.append(piece)
             if on_token is not None:
                 on_token(piece)
+        metrics.QUEUE_DEPTH.set(self.engine.turns.waiting)
         text = "".join(pieces).strip()
         cited = {int(n) for n in _CITATION.findall(text)}
         shown = [s for s in plan.sources if s.n in cited] or plan.sources
         timings.first_token_s = round((stats.first_token_at or time.perf_counter()) - started, 4)
         timings.total_s = round(time.perf_counter() - started, 4)
         timings.tokens = stats.tokens
+        metrics.QUESTIONS.labels("answered").inc()
+        metrics.ANSWER_SECONDS.observe(timings.total_s)
+        metrics.FIRST_TOKEN_SECONDS.observe(timings.first_token_s)
+        generating = timings.total_s - timings.first_token_s
+        if stats.tokens > 1 and generating > 0:
+            metrics.TOKENS_PER_SECOND.observe((stats.tokens - 1) / generating)
         return Answer(
             question,
             text,

@@ -109,6 +109,10 @@ class Services(AbstractContextManager["Services"]):
             sources=tuple(mapped) if mapped is not None else None, hidden=hidden, channel=channel
         )
 
+    def readiness(self) -> dict[str, bool]:
+        """For /readyz: the model is loaded and the index answers."""
+        return {"model": self._engine is not None, "index": self.store.reachable()}
+
     def load_model(self) -> LlmEngine:
         if self._engine is None:
             self._engine = load_engine(self.settings.llm, self.settings.models_dir)

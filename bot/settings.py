@@ -83,7 +83,9 @@ class SlackSettings(BaseModel):
         1.0, description="Seconds between two updates of a streaming answer (rate limits)"
     )
     port: Annotated[int, Field(ge=1, le=65535)] = Field(
-        3000, description="Port of HTTP mode (`ajuste serve --http`)"
+        3000,
+        description="Port of serve's HTTP server: Slack's events in HTTP mode; /healthz, "
+        "/readyz and /metrics in both modes",
     )
 
     @field_validator("admins", mode="before")

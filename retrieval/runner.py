@@ -1,11 +1,13 @@
 """Runs one source at a time, across threads and processes, and records every run."""
 
 import fcntl
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 from retrieval.errors import AjusteError
 from retrieval.indexer import Indexer, IndexReport, Progress
+from retrieval.metrics import REINDEX_RUNS, REINDEX_SECONDS
 from retrieval.runs import RunLog, SourceRun, now
 from retrieval.sources.base import Source
 
@@ -39,14 +41,18 @@ class SourceRunner:
                 raise SourceBusyError(f"'{source.name}' is already running{since}") from None
             run = SourceRun(source.name, started=now(), paths=paths or [])
             self.runs.record(run)
+            started = time.perf_counter()
             try:
                 report = self.indexer.index_source(
                     source, on_problem=on_problem, on_progress=on_progress
                 )
             except Exception as error:
                 self.runs.finish(run, None, str(error))
+                REINDEX_RUNS.labels(source.name, "failed").inc()
                 raise
             finally:
                 source.close()
+                REINDEX_SECONDS.labels(source.name).observe(time.perf_counter() - started)
             self.runs.finish(run, report, None)
+            REINDEX_RUNS.labels(source.name, "ok").inc()
             return report

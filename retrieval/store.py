@@ -174,6 +174,13 @@ class ChunkStore:
             (self._local_path / HOLDER_FILE).unlink(missing_ok=True)
         self.client.close()
 
+    def reachable(self) -> bool:
+        try:
+            self.client.get_collections()
+        except Exception:  # any transport error means "not now"
+            return False
+        return True
+
     def ensure_collection(self, dim: int) -> None:
         if self.client.collection_exists(self.collection):
             vectors = self.client.get_collection(self.collection).config.params.vectors

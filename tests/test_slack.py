@@ -13,10 +13,11 @@ import pytest
 from slack_bolt import App
 
 from bot.answer import NO_ANSWER
+from bot.http import http_server, serve_in_background
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack.answering import APOLOGY, BUSY, VOTE_UP
-from bot.slack.app import build_app, http_server, serve_forever, socket_mode
+from bot.slack.app import build_app, socket_mode
 from bot.slack.deps import SlackDeps
 from bot.slack.state import BotState
 from tests.conftest import KNOWLEDGE
@@ -64,8 +65,8 @@ def bot(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[
     services.index([knowledge])
     state = BotState(settings.data_dir / "bot.sqlite3")
     app, deps = build_app(settings, services, state)
-    server = http_server(app, "127.0.0.1", 0)
-    serve_forever(server)
+    server = http_server("127.0.0.1", 0, readiness=services.readiness, app=app)
+    serve_in_background(server)
     yield Bot(f"http://127.0.0.1:{server.server_port}", app, deps, fake, knowledge)
     server.shutdown()
     server.server_close()
@@ -168,9 +169,23 @@ def test_bad_or_stale_signatures_are_rejected(bot: Bot):
     assert bot.fake.calls == []
 
 
-def test_health_endpoint(bot: Bot):
+def test_health_readiness_and_metrics(bot: Bot):
     with urllib.request.urlopen(bot.url + "/healthz", timeout=5) as response:
         assert response.status == 200 and json.loads(response.read()) == {"ok": True}
+    bot.deps.services.load_model()
+    with urllib.request.urlopen(bot.url + "/readyz", timeout=5) as response:
+        assert json.loads(response.read()) == {"ready": True, "model": True, "index": True}
+    with urllib.request.urlopen(bot.url + "/metrics", timeout=5) as response:
+        metrics = response.read().decode()
+    for name in (
+        "ajuste_questions_total",
+        "ajuste_answer_seconds_bucket",
+        "ajuste_first_token_seconds",
+        "ajuste_queue_depth",
+        "ajuste_reindex_runs_total",
+        "ajuste_feedback_votes_total",
+    ):
+        assert name in metrics
 
 
 def test_a_follow_up_in_an_answered_thread_needs_no_mention(bot: Bot):

@@ -4,6 +4,7 @@ from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.metrics import FEEDBACK_VOTES
 from bot.slack.answering import VOTE_DOWN, VOTE_UP
 from bot.slack.deps import SlackDeps
 
@@ -20,6 +21,8 @@ def register(app: App, deps: SlackDeps) -> None:
             channel=channel,
             vote=1 if action["action_id"] == VOTE_UP else -1,
         )
+        if recorded:
+            FEEDBACK_VOTES.labels("up" if action["action_id"] == VOTE_UP else "down").inc()
         text = (
             "Thanks, your feedback was recorded: it helps the admins improve my answers."
             if recorded
