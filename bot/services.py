@@ -10,7 +10,7 @@ from bot.llm import LlmEngine, load_engine
 from bot.settings import Settings
 from retrieval.embeddings import Embedder, load_embedder
 from retrieval.errors import AjusteError
-from retrieval.indexer import FILES_SOURCE, Indexer, IndexReport, Progress
+from retrieval.indexer import FILES_SOURCE, Indexer, IndexReport, Progress, require_paths
 from retrieval.retriever import Retriever
 from retrieval.runner import SourceRunner
 from retrieval.runs import RunLog
@@ -55,9 +55,7 @@ class Services(AbstractContextManager["Services"]):
         on_progress: Progress | None = None,
     ) -> IndexReport:
         """Index files and folders as the ad-hoc `files` source (what `ajuste index PATH` does)."""
-        missing = [str(path) for path in paths if not path.exists()]
-        if missing:
-            raise AjusteError(f"No such file or folder: {', '.join(missing)}")
+        require_paths(paths)
         return self.runner.run(
             self.indexer.files_source(paths, FILES_SOURCE),
             paths=[str(p.resolve()) for p in paths],

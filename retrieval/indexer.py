@@ -50,6 +50,13 @@ class _Prepared:
     previous: StoredDocument | None
 
 
+def require_paths(paths: Sequence[Path]) -> None:
+    """Refuse, before anything changes, a path that does not exist (a typo, not a deletion)."""
+    missing = [str(path) for path in paths if not path.exists()]
+    if missing:
+        raise AjusteError(f"No such file or folder: {', '.join(missing)}")
+
+
 class Indexer:
     def __init__(self, *, embedder: Embedder, store: ChunkStore, settings: RetrievalSettings):
         self.embedder = embedder
@@ -67,9 +74,7 @@ class Indexer:
         on_problem: Callable[[str], None] | None = None,
     ) -> IndexReport:
         """Index files and folders; a folder's vanished files leave the index."""
-        missing = [str(path) for path in paths if not path.exists()]
-        if missing:
-            raise AjusteError(f"No such file or folder: {', '.join(missing)}")
+        require_paths(paths)
         return self.index_source(self.files_source(paths, source), on_problem=on_problem)
 
     def index_source(

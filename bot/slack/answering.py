@@ -49,6 +49,23 @@ class Question:
     in_thread: bool = False  # asked inside an existing thread: read it as memory
     assistant: bool = False
 
+    @classmethod
+    def from_message(
+        cls, event: dict[str, Any], body: dict[str, Any], *, assistant: bool = False
+    ) -> "Question":
+        """A message event (a mention, a DM, a thread reply) as a question answered in-thread."""
+        thread_ts = event.get("thread_ts")
+        return cls(
+            channel=event["channel"],
+            user=event.get("user", ""),
+            text=event.get("text", ""),
+            ts=event["ts"],
+            thread_ts=thread_ts or event["ts"],
+            team=event.get("team") or body.get("team_id"),
+            in_thread=bool(thread_ts),
+            assistant=assistant,
+        )
+
 
 def strip_mentions(text: str) -> str:
     return " ".join(_MENTION.sub(" ", text).split())
@@ -140,6 +157,11 @@ class SlackAnswerer:
             else:
                 asked = strip_mentions(message.get("text", "")) or None
         return turns
+
+    def handle(self, client: WebClient, question: Question, event_id: str | None) -> None:
+        """Answer a message's question unless Slack already delivered it (a retry)."""
+        if self.first_sight(event_id, question.channel, question.ts):
+            self.answer_in_thread(client, question)
 
     def answer_in_thread(self, client: WebClient, question: Question) -> None:
         reply = ThreadReply(

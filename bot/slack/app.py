@@ -5,18 +5,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from slack_bolt import App
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
 
 from bot import listeners
 from bot.reindex import Reindexer
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack.answering import SlackAnswerer
+from bot.slack.client import web_client
 from bot.slack.deps import SlackDeps
 from bot.slack.state import BotState
 from retrieval.errors import AjusteError
@@ -24,22 +19,8 @@ from retrieval.errors import AjusteError
 log = logging.getLogger(__name__)
 
 
-def web_client(settings: Settings) -> WebClient:
-    """The Web API client: retries 429s after Retry-After, connection and server errors."""
-    token = settings.slack.bot_token.get_secret_value() if settings.slack.bot_token else None
-    return WebClient(
-        token=token,
-        base_url=str(settings.slack.api_url),
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=3),
-            ConnectionErrorRetryHandler(max_retry_count=3),
-            ServerErrorRetryHandler(max_retry_count=2),
-        ],
-    )
-
-
 def build_app(settings: Settings, services: Services, state: BotState) -> tuple[App, SlackDeps]:
-    client = web_client(settings)
+    client = web_client(settings.slack)
     try:
         identity = client.auth_test()
     except Exception as error:  # SlackApiError or a network error: either way, say what to do

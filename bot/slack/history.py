@@ -15,12 +15,9 @@ from typing import Any
 from pydantic import Field, field_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
 
 from bot.settings import SlackSettings
+from bot.slack.client import web_client
 from retrieval.documents import Section, content_version
 from retrieval.sources.base import UNCHANGED, DocRef, Fetched, Outcome, Source, SourceError
 from retrieval.sources.config import SourceConfig, SourceContext, parse_duration, register_kind
@@ -188,16 +185,8 @@ def register_slack_kind(settings: SlackSettings) -> None:
             raise SourceError(
                 f"source '{config.name}' reads Slack history: set AJUSTE_SLACK__BOT_TOKEN"
             )
-        client = WebClient(
-            token=settings.bot_token.get_secret_value(),
-            base_url=str(settings.api_url),
-            retry_handlers=[
-                RateLimitErrorRetryHandler(max_retry_count=5),
-                ConnectionErrorRetryHandler(max_retry_count=3),
-            ],
-        )
         return SlackHistorySource(
-            config.name, client, config, context.state_dir / f"{config.name}.json"
+            config.name, web_client(settings), config, context.state_dir / f"{config.name}.json"
         )
 
     register_kind("slack", SlackConfig, build)

@@ -25,20 +25,7 @@ def register(app: App, deps: SlackDeps) -> None:
 
     @assistant.user_message
     def user_message(payload: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
-        if not deps.answerer.first_sight(body.get("event_id"), payload["channel"], payload["ts"]):
-            return
-        deps.answerer.answer_in_thread(
-            client,
-            Question(
-                channel=payload["channel"],
-                user=payload.get("user", ""),
-                text=payload.get("text", ""),
-                ts=payload["ts"],
-                thread_ts=payload["thread_ts"],
-                team=payload.get("team") or body.get("team_id"),
-                in_thread=True,
-                assistant=True,
-            ),
-        )
+        question = Question.from_message(payload, body, assistant=True)
+        deps.answerer.handle(client, question, body.get("event_id"))
 
     app.assistant(assistant)

@@ -16,20 +16,7 @@ def register(app: App, deps: SlackDeps) -> None:
     def mention(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
         if event.get("bot_id") or event.get("subtype"):
             return
-        if not answerer.first_sight(body.get("event_id"), event["channel"], event["ts"]):
-            return
-        answerer.answer_in_thread(
-            client,
-            Question(
-                channel=event["channel"],
-                user=event.get("user", ""),
-                text=event.get("text", ""),
-                ts=event["ts"],
-                thread_ts=event.get("thread_ts") or event["ts"],
-                team=event.get("team") or body.get("team_id"),
-                in_thread=bool(event.get("thread_ts")),
-            ),
-        )
+        answerer.handle(client, Question.from_message(event, body), body.get("event_id"))
 
     @app.event("message")
     def message(event: dict[str, Any], body: dict[str, Any], client: WebClient) -> None:
@@ -43,17 +30,4 @@ def register(app: App, deps: SlackDeps) -> None:
         direct = event.get("channel_type") == "im"
         if not direct and not (thread_ts and answerer.state.in_thread(channel, thread_ts)):
             return
-        if not answerer.first_sight(body.get("event_id"), channel, event["ts"]):
-            return
-        answerer.answer_in_thread(
-            client,
-            Question(
-                channel=channel,
-                user=event.get("user", ""),
-                text=event.get("text", ""),
-                ts=event["ts"],
-                thread_ts=thread_ts or event["ts"],
-                team=event.get("team") or body.get("team_id"),
-                in_thread=bool(thread_ts),
-            ),
-        )
+        answerer.handle(client, Question.from_message(event, body), body.get("event_id"))
