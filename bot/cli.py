@@ -1,7 +1,6 @@
 """The `ajuste` command: parses arguments, builds settings once, runs one subcommand."""
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from bot.commands import (
     cmd_sources_list,
     cmd_sources_status,
 )
+from bot.logs import configure_logging
 from bot.settings import load_settings
 from retrieval.errors import AjusteError
 
@@ -146,9 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["data_dir"] = args.data_dir
     try:
         settings = load_settings(**overrides)
-        logging.basicConfig(
-            level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-        )
+        configure_logging(settings.log_level, settings.log_format)
         return int(args.handler(settings, args))
     except AjusteError as error:
         print(f"ajuste: {error}", file=sys.stderr)

@@ -4,7 +4,7 @@ Built once by the entry point and handed down; nothing deeper reads the environm
 """
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
@@ -113,6 +113,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="Where the index, models and all state live")
     log_level: str = Field("WARNING", description="DEBUG, INFO, WARNING or ERROR")
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text for people, json for log collectors (one object a line)"
+    )
     llm: LlmSettings = Field(default_factory=LlmSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     qdrant: QdrantSettings = Field(default_factory=QdrantSettings)

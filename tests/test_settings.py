@@ -67,3 +67,23 @@ def test_env_example_lists_every_setting_and_is_current():
     assert example == render_env_example(), "run `ajuste config example > .env.example`"
     for group in ("llm", "embedding", "qdrant", "retrieval", "slack", "scheduler", "finetune"):
         assert f"# --- {group} ---" in example
+
+
+def test_json_logs_are_one_object_a_line(capsys: pytest.CaptureFixture[str]):
+    import json
+    import logging
+
+    from bot.logs import configure_logging
+
+    configure_logging("INFO", "json")
+    try:
+        logging.getLogger("ajuste.test").info("indexed %d documents", 3)
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+        entry = json.loads(line)
+        assert (entry["level"], entry["logger"], entry["message"]) == (
+            "INFO",
+            "ajuste.test",
+            "indexed 3 documents",
+        )
+    finally:
+        configure_logging("WARNING", "text")
