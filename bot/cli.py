@@ -45,9 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    index = add("index", cmd_index, "index files and folders, or a declared source (incremental)")
+    index = add(
+        "index",
+        cmd_index,
+        "index files and folders, or a declared source (incremental); "
+        "`ajuste index migrate --to URL` copies the index to a Qdrant server",
+    )
     index.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="file or folder")
     index.add_argument("--source", metavar="NAME", help="run a source of sources.yaml now")
+    index.add_argument(
+        "--to", metavar="URL", help="with `ajuste index migrate`: the Qdrant server to copy to"
+    )
+    index.add_argument("--api-key", help="with `migrate`: the target server's API key")
     index.add_argument("--json", action="store_true", help="print one JSON object")
 
     search = add("search", cmd_search, "show the chunks a query retrieves, best first")

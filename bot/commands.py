@@ -23,6 +23,10 @@ def _print_json(data: object) -> None:
 
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
+    if args.paths == [Path("migrate")] and not Path("migrate").exists():
+        return cmd_migrate(settings, args)
+    if args.to:
+        raise AjusteError("--to goes with `ajuste index migrate --to URL`.")
     if bool(args.paths) == bool(args.source):
         raise AjusteError("Give either PATH... or --source NAME (see `ajuste sources list`).")
     problems = None if args.json else lambda text: print(f"skipped {text}", file=sys.stderr)
@@ -46,6 +50,40 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
             f"{report.unchanged} unchanged, {report.failed} skipped; "
             f"{report.chunks_embedded} chunks embedded in {report.seconds:.1f} s"
         )
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Copy the index as it is (no re-embedding) into a Qdrant server."""
+    from pydantic import ValidationError
+
+    from retrieval.settings import QdrantSettings
+    from retrieval.store import open_store
+
+    if not args.to:
+        raise AjusteError("Say where to: `ajuste index migrate --to http://qdrant:6333`.")
+    try:
+        target_settings = QdrantSettings.model_validate(
+            settings.qdrant.model_dump()
+            | {"url": args.to, "path": None}
+            | ({"api_key": args.api_key} if args.api_key else {})
+        )
+    except ValidationError:
+        raise AjusteError(f"--to {args.to}: not a URL like http://qdrant:6333") from None
+    source = open_store(settings.qdrant, settings.data_dir, holder="ajuste index migrate")
+    try:
+        target = open_store(target_settings, settings.data_dir)
+        try:
+            copied = source.copy_to(target)
+            total = target.count_chunks()
+        finally:
+            target.close()
+    finally:
+        source.close()
+    print(
+        f"Copied {copied} chunks into collection '{target_settings.collection}' at {args.to} "
+        f"({total} there now). Set AJUSTE_QDRANT__URL={args.to} to use it."
+    )
     return 0
 
 

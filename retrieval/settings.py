@@ -1,7 +1,7 @@
 """Settings groups that retrieval needs; the bot composes them into its root settings."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, DirectoryPath, Field, SecretStr, model_validator
 
@@ -46,6 +46,22 @@ class QdrantSettings(BaseModel):
     collection: str = Field("ajuste", min_length=1, description="Collection name")
     timeout: Annotated[float, Field(gt=0)] = Field(
         10.0, description="Seconds to wait for a Qdrant server"
+    )
+    shard_number: Annotated[int, Field(ge=1, le=64)] = Field(
+        1, description="Shards of a new collection, for a Qdrant cluster"
+    )
+    replication_factor: Annotated[int, Field(ge=1, le=16)] = Field(
+        1, description="Copies of each shard in a Qdrant cluster"
+    )
+    on_disk: bool = Field(
+        False, description="Keep vectors and payloads of a new collection on disk, not in RAM"
+    )
+    quantization: Literal["none", "int8"] = Field(
+        "none", description="int8: scalar-quantize dense vectors (4x less RAM, near-equal recall)"
+    )
+    hnsw_m: Annotated[int, Field(ge=4, le=128)] = Field(16, description="HNSW graph degree")
+    hnsw_ef_construct: Annotated[int, Field(ge=4, le=1024)] = Field(
+        100, description="HNSW build-time search depth"
     )
 
 

@@ -119,7 +119,9 @@ def open_store(settings: QdrantSettings, data_dir: Path, *, holder: str = "ajust
                 f"The Qdrant server at {url} did not answer ({_reason(error)}): start it, or "
                 "fix AJUSTE_QDRANT__URL / AJUSTE_QDRANT__API_KEY (empty URL: embedded Qdrant)."
             ) from error
-        return ChunkStore(client, collection=settings.collection, local_path=None)
+        return ChunkStore(
+            client, collection=settings.collection, local_path=None, settings=settings
+        )
     path = settings.path or data_dir / "qdrant"
     path.mkdir(parents=True, exist_ok=True)
     try:
@@ -137,7 +139,7 @@ def open_store(settings: QdrantSettings, data_dir: Path, *, holder: str = "ajust
             }
         )
     )
-    return ChunkStore(client, collection=settings.collection, local_path=path)
+    return ChunkStore(client, collection=settings.collection, local_path=path, settings=settings)
 
 
 def _reason(error: Exception) -> str:
@@ -162,9 +164,17 @@ def _busy_message(path: Path) -> str:
 class ChunkStore:
     """Chunks of documents, with their vectors and source metadata, in one Qdrant collection."""
 
-    def __init__(self, client: QdrantClient, *, collection: str, local_path: Path | None) -> None:
+    def __init__(
+        self,
+        client: QdrantClient,
+        *,
+        collection: str,
+        local_path: Path | None,
+        settings: QdrantSettings | None = None,
+    ) -> None:
         self.client = client
         self.collection = collection
+        self.settings = settings or QdrantSettings()
         self._local_path = local_path  # where our holder note lives, for embedded mode
         # Servers index payloads, so they always filter; the embedded mode only when needed.
         self._has_private: bool | None = None if local_path is not None else True
@@ -173,6 +183,43 @@ class ChunkStore:
         if self._local_path is not None:
             (self._local_path / HOLDER_FILE).unlink(missing_ok=True)
         self.client.close()
+
+    def dimension(self) -> int | None:
+        """The dense vector size of the collection, or None when it does not exist yet."""
+        if not self.client.collection_exists(self.collection):
+            return None
+        vectors = self.client.get_collection(self.collection).config.params.vectors
+        dense = vectors.get(DENSE) if isinstance(vectors, dict) else None
+        return dense.size if dense is not None else None
+
+    def copy_to(self, target: "ChunkStore", *, batch: int = 256) -> int:
+        """Copy every point, vectors and payload as they are, into `target` (no re-embedding)."""
+        dim = self.dimension()
+        if dim is None:
+            return 0
+        target.ensure_collection(dim)
+        copied = 0
+        offset = None
+        while True:
+            points, offset = self.client.scroll(
+                self.collection, limit=batch, offset=offset, with_payload=True, with_vectors=True
+            )
+            if points:
+                target.client.upsert(
+                    target.collection,
+                    points=[
+                        models.PointStruct(
+                            id=p.id,
+                            vector=p.vector,
+                            payload=p.payload,
+                        )
+                        for p in points
+                    ],
+                    wait=True,
+                )
+                copied += len(points)
+            if offset is None:
+                return copied
 
     def reachable(self) -> bool:
         try:
@@ -183,20 +230,43 @@ class ChunkStore:
 
     def ensure_collection(self, dim: int) -> None:
         if self.client.collection_exists(self.collection):
-            vectors = self.client.get_collection(self.collection).config.params.vectors
-            existing = vectors.get(DENSE) if isinstance(vectors, dict) else None
-            if existing is None or existing.size != dim:
-                size = existing.size if existing is not None else "unknown"
+            existing = self.dimension()
+            if existing != dim:
                 raise AjusteError(
-                    f"The collection '{self.collection}' holds {size}-dimension vectors but the "
-                    f"embedding model makes {dim}: set AJUSTE_QDRANT__COLLECTION to a new name "
-                    "and index again (or switch back to the model it was built with)."
+                    f"The collection '{self.collection}' holds {existing or 'unknown'}-dimension "
+                    f"vectors but the embedding model makes {dim}: set AJUSTE_QDRANT__COLLECTION "
+                    "to a new name and index again (or switch back to the model it was built "
+                    "with)."
                 )
             return
+        tuning = self.settings  # what matters at size; the embedded mode ignores most of it
+        quantization = None
+        if tuning.quantization == "int8":
+            quantization = models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(
+                    type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+                )
+            )
         self.client.create_collection(
             self.collection,
-            vectors_config={DENSE: models.VectorParams(size=dim, distance=models.Distance.COSINE)},
-            sparse_vectors_config={SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            vectors_config={
+                DENSE: models.VectorParams(
+                    size=dim, distance=models.Distance.COSINE, on_disk=tuning.on_disk
+                )
+            },
+            sparse_vectors_config={
+                SPARSE: models.SparseVectorParams(
+                    modifier=models.Modifier.IDF,
+                    index=models.SparseIndexParams(on_disk=tuning.on_disk),
+                )
+            },
+            shard_number=tuning.shard_number,
+            replication_factor=tuning.replication_factor,
+            on_disk_payload=tuning.on_disk,
+            hnsw_config=models.HnswConfigDiff(
+                m=tuning.hnsw_m, ef_construct=tuning.hnsw_ef_construct
+            ),
+            quantization_config=quantization,
         )
         if self._local_path is not None:
             return  # the embedded Qdrant scans payloads; indexes only help a server

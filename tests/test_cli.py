@@ -204,3 +204,19 @@ def test_eval_retrieval_prints_every_mode(capsys: pytest.CaptureFixture[str], da
         "ndcg@10",
     }
     assert "paraphrase" in report["by_kind"]
+
+
+def test_migrate_to_a_server_nobody_answers_is_one_line(data_dir: str):
+    done = _run(
+        "--data-dir",
+        data_dir,
+        "index",
+        "migrate",
+        "--to",
+        "http://127.0.0.1:9",
+        env={"AJUSTE_QDRANT__TIMEOUT": "2"},
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "Qdrant server at http://127.0.0.1:9" in done.stderr
+    bad = _run("--data-dir", data_dir, "index", "migrate", "--to", "not a url")
+    assert bad.returncode == 1 and "not a URL like http://qdrant:6333" in bad.stderr

@@ -133,3 +133,31 @@ def test_a_crash_mid_replace_keeps_the_old_version(
     assert visible == ["The travel limit is EUR 250."]
     versions = store.documents()[str(doc.resolve())].versions
     assert len(versions) == 1
+
+
+def test_the_index_copies_to_another_qdrant_without_reembedding(
+    indexer: Indexer, store: ChunkStore, tmp_path: Path, embedder
+):
+    from retrieval.settings import QdrantSettings
+    from retrieval.store import open_store
+
+    docs = tmp_path / "docs"
+    write(docs / "a.md", "# Alpha\n\nThe alpha door code is 1234.")
+    write(docs / "b.md", "# Bravo\n\nBravo team meets on Tuesdays.")
+    indexer.index_paths([docs])
+    tuned = QdrantSettings(path=tmp_path / "target", on_disk=True, quantization="int8", hnsw_m=32)
+    target = open_store(tuned, tmp_path)
+    try:
+        assert store.copy_to(target) == store.count_chunks() == target.count_chunks() == 2
+        assert target.dimension() == embedder.dim
+        assert target.documents().keys() == store.documents().keys()
+        query = embedder.embed_query("door code")
+
+        def ranked(s: ChunkStore) -> list[str]:
+            return [h.body for h in s.search(query, limit=2, candidates=10, weights=(1.0, 1.0))]
+
+        assert ranked(target) == ranked(store)
+        params = target.client.get_collection(target.collection).config.params
+        assert params.vectors["dense"].on_disk is True  # type: ignore[index]
+    finally:
+        target.close()
