@@ -88,6 +88,7 @@ class AnswerService:
         if not question:
             raise EmptyQuestionError("Ask a question: the text is empty.")
         started = time.perf_counter()
+        self.engine.follow()  # a newly activated model version serves from here on
         hits = self.related_hits(question, history, scope)
         timings = Timings(retrieve_s=round(time.perf_counter() - started, 4))
         metrics.RETRIEVAL_HITS.observe(len(hits))
@@ -137,6 +138,6 @@ class AnswerService:
             question,
             text,
             [SourceRef(s.n, s.title, s.location) for s in shown],
-            self.engine.name,
+            stats.model or self.engine.name,
             timings,
         )

@@ -15,6 +15,7 @@ from bot.commands import (
     cmd_eval_answers,
     cmd_eval_retrieval,
     cmd_index,
+    cmd_model,
     cmd_models_list,
     cmd_models_pull,
     cmd_scheduler,
@@ -92,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     listing = model_commands.add_parser("list", help="show the models and which are in use")
     listing.add_argument("--json", action="store_true", help="print one JSON object")
     listing.set_defaults(handler=cmd_models_list)
+
+    model = add("model", cmd_model, "the model registry: versions the bot can serve")
+    model_commands = model.add_subparsers(dest="model_command", metavar="ACTION")
+    listing = model_commands.add_parser("list", help="registered versions; * marks the active")
+    listing.add_argument("--json", action="store_true", help="print one JSON object")
+    register = model_commands.add_parser("register", help="add a GGUF as the next version")
+    register.add_argument("file", type=Path, metavar="FILE")
+    register.add_argument("--name", help="a name for the version (default: the file name)")
+    register.add_argument("--quantization", default="unknown", help="e.g. Q4_K_M")
+    use = model_commands.add_parser("use", help="activate a version (checked to load first)")
+    use.add_argument("version", type=_positive, metavar="VERSION")
+    model_commands.add_parser("rollback", help="go back to the previously active version")
+    model.set_defaults(json=False, model_command="list")
 
     evaluate = add("eval", lambda *_: 0, "measure retrieval and answer quality on a question set")
     eval_commands = evaluate.add_subparsers(dest="eval_command", required=True, metavar="WHAT")

@@ -1,5 +1,6 @@
 """The LLM engine: one GGUF in llama.cpp, its own chat template, streamed tokens, fair turns."""
 
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -11,6 +12,7 @@ from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from bot.settings import LlmSettings
 from bot.turns import Turns
+from finetune.registry import ModelRegistry
 from retrieval.errors import AjusteError, ModelFilesError
 from retrieval.packaged import PackagedFile, PackagedModel
 
@@ -36,36 +38,98 @@ CHATML = (
 )
 
 Message = dict[str, str]
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class GenerationStats:
+    model: str = ""
     tokens: int = 0
     first_token_at: float | None = None
     finished_at: float | None = None
 
 
-class LlmEngine:
-    """Renders prompts with the model's template and streams completions, one at a time."""
+@dataclass(frozen=True)
+class LoadedModel:
+    """A GGUF in llama.cpp with its chat template: swapped whole, never in parts."""
 
-    def __init__(self, llama: Llama, *, name: str, settings: LlmSettings) -> None:
-        self.llama = llama
-        self.name = name
-        self.settings = settings
-        self.n_ctx = llama.n_ctx()
-        self.turns = Turns(max_waiting=settings.max_queue)
-        metadata = llama.metadata
+    llama: Llama
+    name: str
+    path: Path
+    formatter: Jinja2ChatFormatter
+
+    @classmethod
+    def of(cls, llama: Llama, name: str, path: Path) -> "LoadedModel":
         token_text = llama._model.token_get_text
-        self._formatter = Jinja2ChatFormatter(
-            template=metadata.get("tokenizer.chat_template") or CHATML,
+        formatter = Jinja2ChatFormatter(
+            template=llama.metadata.get("tokenizer.chat_template") or CHATML,
             eos_token=token_text(llama.token_eos()),
             bos_token=token_text(llama.token_bos()),
             stop_token_ids=[llama.token_eos()],
         )
+        return cls(llama, name, path, formatter)
 
-    def render(self, messages: Sequence[Message]) -> tuple[str, list[str]]:
+
+class LlmEngine:
+    """Renders prompts with the model's template and streams completions, one at a time.
+
+    The model can be swapped while the bot runs: an answer being generated finishes on the
+    model it started with, and the next one uses the new model.
+    """
+
+    def __init__(
+        self,
+        llama: Llama,
+        *,
+        name: str,
+        settings: LlmSettings,
+        path: Path | None = None,
+        follow: Callable[[], tuple[Path, str]] | None = None,
+    ) -> None:
+        self._current = LoadedModel.of(llama, name, path or Path(name))
+        self.settings = settings
+        self.n_ctx = llama.n_ctx()
+        self.turns = Turns(max_waiting=settings.max_queue)
+        self._follow = follow  # which model should be active (the registry), if anyone says
+        self._refused: Path | None = None
+
+    @property
+    def llama(self) -> Llama:
+        return self._current.llama
+
+    @property
+    def name(self) -> str:
+        return self._current.name
+
+    @property
+    def path(self) -> Path:
+        return self._current.path
+
+    def swap(self, path: Path, name: str) -> None:
+        """Load another GGUF and serve it from the next answer on; a bad file changes nothing."""
+        llama = open_gguf(path, self.settings, n_ctx=self.n_ctx)
+        self._current = LoadedModel.of(llama, name, path)
+        log.info("now serving %s (%s)", name, path)
+
+    def follow(self) -> None:
+        """Switch to the model the registry names, if it changed and loads."""
+        if self._follow is None:
+            return
+        wanted = self._follow()
+        if wanted[0] in (self.path, self._refused):
+            return
+        try:
+            self.swap(*wanted)
+        except ModelFilesError as error:
+            self._refused = wanted[0]  # don't retry a broken file on every question
+            log.error("kept serving %s: %s", self.name, error)
+
+    def render(
+        self, messages: Sequence[Message], model: LoadedModel | None = None
+    ) -> tuple[str, list[str]]:
         """The exact prompt text the model sees, and its stop strings."""
-        response = self._formatter(messages=list(messages))  # type: ignore[arg-type]
+        formatter = (model or self._current).formatter
+        response = formatter(messages=list(messages))  # type: ignore[arg-type]
         stop = response.stop if isinstance(response.stop, list) else [response.stop or ""]
         return response.prompt, [s for s in stop if s]
 
@@ -84,10 +148,12 @@ class LlmEngine:
         on_wait: Callable[[int], None] | None = None,
     ) -> Iterator[str]:
         """Yield the answer's text pieces; waits its turn behind earlier callers."""
-        prompt, stop = self.render(messages)
         stats = stats if stats is not None else GenerationStats()
         with self.turns.turn(on_wait):
-            pieces = self.llama.create_completion(
+            model = self._current  # this answer stays on this model, whatever swaps meanwhile
+            stats.model = model.name
+            prompt, stop = self.render(messages, model)
+            pieces = model.llama.create_completion(
                 prompt,
                 max_tokens=max_tokens,
                 temperature=self.settings.temperature,
@@ -160,21 +226,14 @@ def check_gguf(path: Path) -> None:
         )
 
 
-_loaded: dict[tuple[object, ...], LlmEngine] = {}
-
-
-def load_engine(settings: LlmSettings, models_dir: Path) -> LlmEngine:
-    """The one place that builds the model; loaded once per process for the same settings."""
-    path = resolve_model_path(settings, models_dir)
-    threads = settings.n_threads or os.cpu_count() or 1
-    key = (str(path), settings.n_ctx, threads)
-    if key in _loaded:
-        return _loaded[key]
+def open_gguf(path: Path, settings: LlmSettings, *, n_ctx: int | None = None) -> Llama:
+    """The one place that loads a GGUF into llama.cpp, with a clear error for a bad file."""
     check_gguf(path)
+    threads = settings.n_threads or os.cpu_count() or 1
     try:
         llama = Llama(
             model_path=str(path),
-            n_ctx=settings.n_ctx,
+            n_ctx=n_ctx or settings.n_ctx,
             n_threads=threads,
             n_threads_batch=threads,
             seed=settings.seed,
@@ -193,6 +252,38 @@ def load_engine(settings: LlmSettings, models_dir: Path) -> LlmEngine:
             f"AJUSTE_LLM__N_CTX={settings.n_ctx} is beyond what {path.name} was trained for "
             f"({trained} tokens): lower it."
         )
-    engine = LlmEngine(llama, name=path.stem, settings=settings)
-    _loaded[key] = engine
-    return engine
+    return llama
+
+
+_loaded: dict[tuple[object, ...], LlmEngine] = {}
+
+
+def load_engine(
+    settings: LlmSettings, models_dir: Path, registry: ModelRegistry | None = None
+) -> LlmEngine:
+    """The one place that builds the engine; once per process for the same settings.
+
+    With a registry and no model fixed in settings, the registry's active version is served,
+    and a change of it is followed while the bot runs.
+    """
+    follows = registry is not None and settings.model_path is None and not settings.hf_repo
+
+    def wanted() -> tuple[Path, str]:
+        active = registry.active() if registry is not None else None
+        if active is None:  # nothing registered, or rolled back past the first version
+            default = resolve_model_path(settings, models_dir)
+            return default, default.stem
+        return Path(active.file), f"v{active.version} {active.name}"
+
+    path, name = wanted() if follows else (resolve_model_path(settings, models_dir), "")
+    key = (str(path), settings.n_ctx, settings.n_threads, follows)
+    if key not in _loaded:
+        llama = open_gguf(path, settings)
+        _loaded[key] = LlmEngine(
+            llama,
+            name=name or path.stem,
+            settings=settings,
+            path=path,
+            follow=wanted if follows else None,
+        )
+    return _loaded[key]

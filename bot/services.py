@@ -8,6 +8,7 @@ from types import TracebackType
 from bot.answer import AnswerService
 from bot.llm import LlmEngine, load_engine
 from bot.settings import Settings
+from finetune.registry import ModelRegistry
 from retrieval.embeddings import Embedder, load_embedder
 from retrieval.errors import AjusteError
 from retrieval.indexer import FILES_SOURCE, Indexer, IndexReport, Progress, require_paths
@@ -38,6 +39,10 @@ class Services(AbstractContextManager["Services"]):
     @property
     def sources_file(self) -> Path:
         return self.settings.scheduler.sources_file or self.settings.data_dir / "sources.yaml"
+
+    @property
+    def registry(self) -> ModelRegistry:
+        return ModelRegistry(self.settings.data_dir / "registry")
 
     @property
     def source_context(self) -> SourceContext:
@@ -113,7 +118,7 @@ class Services(AbstractContextManager["Services"]):
 
     def load_model(self) -> LlmEngine:
         if self._engine is None:
-            self._engine = load_engine(self.settings.llm, self.settings.models_dir)
+            self._engine = load_engine(self.settings.llm, self.settings.models_dir, self.registry)
         return self._engine
 
     @property
