@@ -6,7 +6,6 @@ so `rollback` returns to the previous one. A running bot notices a new active ve
 next question and switches without a restart.
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from retrieval.errors import AjusteError
+from retrieval.packaged import sha256_file
 
 
 class RegistryError(AjusteError):
@@ -34,14 +34,6 @@ class ModelVersion:
     parent: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     note: str = ""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -116,7 +108,7 @@ class ModelRegistry:
                 version=number,
                 name=name or file.stem,
                 file=str(target.resolve()),
-                sha256=_sha256(target),
+                sha256=sha256_file(target),
                 size=target.stat().st_size,
                 quantization=quantization,
                 created=datetime.now(UTC).isoformat(timespec="seconds"),

