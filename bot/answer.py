@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from bot import metrics
-from bot.llm import GenerationStats, LlmEngine
+from bot.llm import Engine, GenerationStats
 from bot.prompt import SYSTEM_PROMPT, Turn, plan_prompt
 from bot.settings import LlmSettings
 from retrieval.errors import AjusteError
@@ -61,7 +61,7 @@ class Answer:
 
 
 class AnswerService:
-    def __init__(self, *, retriever: Retriever, engine: LlmEngine, settings: LlmSettings):
+    def __init__(self, *, retriever: Retriever, engine: Engine, settings: LlmSettings):
         self.retriever = retriever
         self.engine = engine
         self.settings = settings

@@ -253,11 +253,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             "HTTP mode needs AJUSTE_SLACK__SIGNING_SECRET (the app's signing secret)."
         )
     from bot.slack.app import build_app
-    from bot.slack.state import BotState
+    from bot.slack.state import open_state
 
     with Services(settings, holder="ajuste serve") as services:
         services.load_model()  # before the first question arrives, not during it
-        state = BotState(settings.data_dir / "bot.sqlite3")
+        state = open_state(services)
         scheduler = start_scheduler(services) if settings.scheduler.enabled else None
         try:
             app, _ = build_app(settings, services, state)
@@ -391,6 +391,11 @@ def cmd_model(settings: Settings, args: argparse.Namespace) -> int:
             f"v{chosen.version} {chosen.name} is active; a running bot switches on its next "
             "question."
         )
+        if settings.llm.server_url:
+            print(
+                "The bot generates on the model servers in AJUSTE_LLM__SERVER_URL, which choose "
+                f"their own model: load {chosen.file} there."
+            )
         return 0
     if args.model_command == "rollback":
         active = registry.rollback()

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from llama_cpp import Llama
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -47,6 +48,31 @@ class GenerationStats:
     tokens: int = 0
     first_token_at: float | None = None
     finished_at: float | None = None
+
+
+class Engine(Protocol):
+    """What the answer service needs of a model: in this process, or on llama.cpp servers."""
+
+    n_ctx: int
+    turns: Turns
+
+    @property
+    def name(self) -> str: ...
+
+    def follow(self) -> None: ...
+
+    def ready(self) -> bool: ...
+
+    def prompt_tokens(self, messages: Sequence[Message]) -> int: ...
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int,
+        stats: GenerationStats | None = None,
+        on_wait: Callable[[int], None] | None = None,
+    ) -> Iterator[str]: ...
 
 
 @dataclass(frozen=True)
@@ -123,6 +149,9 @@ class LlmEngine:
         except ModelFilesError as error:
             self._refused = wanted[0]  # don't retry a broken file on every question
             log.error("kept serving %s: %s", self.name, error)
+
+    def ready(self) -> bool:
+        return True  # loaded in the constructor
 
     def render(
         self, messages: Sequence[Message], model: LoadedModel | None = None
@@ -260,12 +289,23 @@ _loaded: dict[tuple[object, ...], LlmEngine] = {}
 
 def load_engine(
     settings: LlmSettings, models_dir: Path, registry: ModelRegistry | None = None
-) -> LlmEngine:
-    """The one place that builds the engine; once per process for the same settings.
+) -> Engine:
+    """The one place that builds the engine: llama.cpp servers when configured, else in-process.
 
-    With a registry and no model fixed in settings, the registry's active version is served,
-    and a change of it is followed while the bot runs.
+    In-process, the engine is built once per process for the same settings; with a registry
+    and no model fixed in settings, the registry's active version is served, and a change of
+    it is followed while the bot runs.
     """
+    if settings.server_url:
+        from bot.llm_server import ServerEngine
+
+        return ServerEngine(settings)
+    return _local_engine(settings, models_dir, registry)
+
+
+def _local_engine(
+    settings: LlmSettings, models_dir: Path, registry: ModelRegistry | None
+) -> LlmEngine:
     follows = registry is not None and settings.model_path is None and not settings.hf_repo
 
     def wanted() -> tuple[Path, str]:

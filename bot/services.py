@@ -6,7 +6,7 @@ from pathlib import Path
 from types import TracebackType
 
 from bot.answer import AnswerService
-from bot.llm import LlmEngine, load_engine
+from bot.llm import Engine, load_engine
 from bot.settings import Settings
 from finetune.registry import ModelRegistry
 from retrieval.embeddings import Embedder, load_embedder
@@ -30,7 +30,7 @@ class Services(AbstractContextManager["Services"]):
         self.sources = load_sources(self.sources_file)  # a bad file stops us before the index
         self.embedder: Embedder = load_embedder(settings.embedding, settings.models_dir)
         self.store: ChunkStore = open_store(settings.qdrant, settings.data_dir, holder=holder)
-        self._engine: LlmEngine | None = None
+        self._engine: Engine | None = None
         self.runs = RunLog(settings.data_dir)
         self.runner = SourceRunner(
             indexer=self.indexer, runs=self.runs, locks_dir=settings.data_dir / "locks"
@@ -113,16 +113,19 @@ class Services(AbstractContextManager["Services"]):
         )
 
     def readiness(self) -> dict[str, bool]:
-        """For /readyz: the model is loaded and the index answers."""
-        return {"model": self._engine is not None, "index": self.store.reachable()}
+        """For /readyz: the model is loaded (or its server answers) and the index answers."""
+        return {
+            "model": self._engine is not None and self._engine.ready(),
+            "index": self.store.reachable(),
+        }
 
-    def load_model(self) -> LlmEngine:
+    def load_model(self) -> Engine:
         if self._engine is None:
             self._engine = load_engine(self.settings.llm, self.settings.models_dir, self.registry)
         return self._engine
 
     @property
-    def engine(self) -> LlmEngine:
+    def engine(self) -> Engine:
         return self.load_model()
 
     @property

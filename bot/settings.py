@@ -24,6 +24,13 @@ from retrieval.settings import EmbeddingSettings, QdrantSettings, RetrievalSetti
 ENV_PREFIX = "AJUSTE_"
 
 
+def _comma_separated(value: Any) -> Any:
+    """Lists in the environment are written `a,b,c`."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
 class LlmSettings(BaseModel):
     model_path: FilePath | None = Field(
         None, description="GGUF file of the chat model; empty: the pulled default (SmolLM2-135M)"
@@ -57,6 +64,24 @@ class LlmSettings(BaseModel):
     max_queue: Annotated[int, Field(ge=0, le=1000)] = Field(
         20, description="Questions that may wait for the model; beyond, askers hear it is busy"
     )
+    server_url: Annotated[list[AnyHttpUrl], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated OpenAI-compatible llama.cpp servers (llama_cpp.server or "
+        "llama-server) to generate with, e.g. http://llm:8000; empty: the model runs in this "
+        "process",
+    )
+    server_api_key: SecretStr | None = Field(None, description="API key of the model servers")
+    server_model: str | None = Field(
+        None, description="Model name to ask the servers for; empty: the server's default"
+    )
+    server_slots: Annotated[int, Field(ge=1, le=64)] = Field(
+        1, description="Answers generated at once on each server (its --parallel slots)"
+    )
+    server_timeout: Annotated[float, Field(gt=0, le=3600)] = Field(
+        120, description="Seconds to wait for a model server's next token before giving up"
+    )
+
+    _split_urls = field_validator("server_url", mode="before")(_comma_separated)
 
 
 class SlackSettings(BaseModel):
@@ -82,18 +107,19 @@ class SlackSettings(BaseModel):
     update_interval: Annotated[float, Field(ge=0.2, le=10)] = Field(
         1.0, description="Seconds between two updates of a streaming answer (rate limits)"
     )
+    state: Literal["sqlite", "qdrant"] = Field(
+        "sqlite",
+        description="Where the bot keeps handled events, followed threads, answers and votes: "
+        "sqlite (a file in the data dir, one replica) or qdrant (the Qdrant server, shared by "
+        "several replicas)",
+    )
     port: Annotated[int, Field(ge=1, le=65535)] = Field(
         3000,
         description="Port of serve's HTTP server: Slack's events in HTTP mode; /healthz, "
         "/readyz and /metrics in both modes",
     )
 
-    @field_validator("admins", mode="before")
-    @classmethod
-    def _split_admins(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
+    _split_admins = field_validator("admins", mode="before")(_comma_separated)
 
 
 class SchedulerSettings(BaseModel):

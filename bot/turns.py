@@ -1,4 +1,4 @@
-"""First come, first served turns on one model, with each waiter's place in the queue."""
+"""First come, first served turns on a model, with each waiter's place in the queue."""
 
 import threading
 from collections import deque
@@ -11,33 +11,36 @@ class QueueFullError(Exception):
 
 
 class Turns:
-    """A fair lock: callers run one at a time in arrival order and can see their position."""
+    """A fair lock: up to `slots` callers run at once, the rest wait in arrival order and can
+    see their position (an in-process model has one slot; model servers can have several)."""
 
-    def __init__(self, *, max_waiting: int | None = None) -> None:
+    def __init__(self, *, slots: int = 1, max_waiting: int | None = None) -> None:
         self._condition = threading.Condition()
         self._queue: deque[object] = deque()
+        self._slots = slots
         self._max_waiting = max_waiting
 
     @property
     def waiting(self) -> int:
-        """Callers waiting, not counting the one whose turn it is."""
+        """Callers waiting, not counting those whose turn it is."""
         with self._condition:
-            return max(0, len(self._queue) - 1)
+            return max(0, len(self._queue) - self._slots)
 
     @contextmanager
     def turn(self, on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
         """Wait for our turn; `on_wait(n)` is told each time the number ahead of us changes."""
         ticket = object()
         with self._condition:
-            if self._max_waiting is not None and len(self._queue) > self._max_waiting:
-                raise QueueFullError(f"{len(self._queue) - 1} questions are already waiting")
+            waiting = len(self._queue) - self._slots
+            if self._max_waiting is not None and waiting >= self._max_waiting:
+                raise QueueFullError(f"{waiting} questions are already waiting")
             self._queue.append(ticket)
         try:
             told = 0
             while True:
                 with self._condition:
-                    ahead = self._queue.index(ticket)
-                    if ahead == 0:
+                    ahead = self._queue.index(ticket) - self._slots + 1
+                    if ahead <= 0:
                         break
                     if ahead == told:
                         self._condition.wait()

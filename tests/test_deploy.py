@@ -34,6 +34,10 @@ def test_compose_and_kubernetes_parse_and_agree_on_the_port():
     bot = compose["services"]["ajuste"]
     assert bot["environment"]["AJUSTE_QDRANT__URL"] == "http://qdrant:6333"
     assert bot["ports"] == ["3000:3000"]
+    llm = compose["services"]["llm"]  # the optional shared model server
+    assert llm["profiles"] == ["llm-server"] and llm["healthcheck"]
+    slots = llm["command"][llm["command"].index("--parallel") + 1]
+    assert bot["environment"]["AJUSTE_LLM__SERVER_SLOTS"] == slots
     documents = list(yaml.safe_load_all((DEPLOY / "kubernetes" / "ajuste.yaml").read_text()))
     deployment = next(d for d in documents if d["kind"] == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]

@@ -19,7 +19,7 @@ from bot.prompt import Turn
 from bot.settings import SlackSettings
 from bot.slack.mrkdwn import to_mrkdwn
 from bot.slack.reply import StreamingSupport, ThreadReply, text_blocks
-from bot.slack.state import BotState
+from bot.slack.state import State
 from bot.turns import QueueFullError
 from retrieval.errors import AjusteError
 from retrieval.store import Scope
@@ -116,7 +116,7 @@ class SlackAnswerer:
         self,
         *,
         answers: AnswerService,
-        state: BotState,
+        state: State,
         settings: SlackSettings,
         bot_user_id: str,
         scope_for: Callable[[str], Scope],

@@ -13,13 +13,13 @@ from bot.settings import Settings
 from bot.slack.answering import SlackAnswerer
 from bot.slack.client import web_client
 from bot.slack.deps import SlackDeps
-from bot.slack.state import BotState
+from bot.slack.state import State
 from retrieval.errors import AjusteError
 
 log = logging.getLogger(__name__)
 
 
-def build_app(settings: Settings, services: Services, state: BotState) -> tuple[App, SlackDeps]:
+def build_app(settings: Settings, services: Services, state: State) -> tuple[App, SlackDeps]:
     client = web_client(settings.slack)
     try:
         identity = client.auth_test()

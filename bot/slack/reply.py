@@ -136,7 +136,8 @@ class ThreadReply:
                 return
             except SlackApiError:
                 pass
-        self._show(message)
+        shown = to_mrkdwn(self._text).strip()  # what was written before the failure stays
+        self._show(f"{shown}\n\n{message}" if shown else message)
         self._done()
 
     def _flush(self) -> None:
