@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.add_parser("rollback", help="go back to the previously active version")
     model.set_defaults(json=False, model_command="list")
 
+    add_finetune(add("finetune", lambda *_: 0, "teach the model the team's knowledge (LoRA)"))
+
     evaluate = add("eval", lambda *_: 0, "measure retrieval and answer quality on a question set")
     eval_commands = evaluate.add_subparsers(dest="eval_command", required=True, metavar="WHAT")
     for name, handler, text in (
@@ -150,6 +152,66 @@ def build_parser() -> argparse.ArgumentParser:
         "example", help="every setting with its description and default (.env.example)"
     ).set_defaults(handler=cmd_config_example)
     return parser
+
+
+def add_finetune(finetune: argparse.ArgumentParser) -> None:
+    """`ajuste finetune dataset build | run | eval` (the optional `finetune` extra)."""
+    from bot.tuning import QUANTIZATIONS, cmd_dataset_build, cmd_finetune_eval, cmd_finetune_run
+
+    actions = finetune.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")
+    dataset = actions.add_parser("dataset", help="build the training data")
+    build = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
+    text = "curated JSONL and 👍 answers → deduplicated, split train/eval JSONL"
+    builder = build.add_parser("build", help=text, description=text)
+    builder.add_argument(
+        "--curated",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="JSONL files or folders of them (default: <data dir>/finetune/curated)",
+    )
+    builder.add_argument("--no-feedback", action="store_true", help="leave out 👍/👎 answers")
+    builder.add_argument("--system", help="system prompt for examples that have none")
+    builder.add_argument("--eval-fraction", type=float, default=0.1, help="held out (0.1)")
+    builder.add_argument("--skip-bad", action="store_true", help="skip bad lines, listing them")
+    builder.add_argument("--out", type=Path, help="default: <data dir>/finetune/dataset")
+    builder.set_defaults(handler=cmd_dataset_build)
+
+    text = "LoRA on the base, export to GGUF, quantize, evaluate before/after and register"
+    run = actions.add_parser("run", help=text, description=text)
+    run.add_argument("--base", help="GGUF file or Hugging Face model folder (default: served)")
+    run.add_argument(
+        "--data", type=Path, help="built dataset (default: <data dir>/finetune/dataset)"
+    )
+    run.add_argument("--out", type=Path, help="run folder; an interrupted run resumes from it")
+    run.add_argument("--name", help="name of the new versions (default: the run folder's)")
+    run.add_argument("--steps", type=_positive, help="training steps (AJUSTE_FINETUNE__STEPS)")
+    run.add_argument("--rank", type=_positive, help="LoRA rank")
+    run.add_argument("--learning-rate", type=float, help="learning rate")
+    run.add_argument("--batch-size", type=_positive, help="examples per step")
+    run.add_argument(
+        "--quantize",
+        type=lambda text: [kind.strip().upper() for kind in text.split(",") if kind.strip()],
+        default=list(QUANTIZATIONS),
+        metavar="KINDS",
+        help="comma-separated, the first is the candidate (default: Q8_0,Q4_K_M)",
+    )
+    run.add_argument(
+        "--promote-if-better",
+        action="store_true",
+        help="activate the new version if its eval score did not drop",
+    )
+    run.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    run.add_argument("--converter", type=Path, help="folder with llama.cpp's convert_hf_to_gguf.py")
+    run.add_argument("--progress", choices=("text", "json"), default="text")
+    run.set_defaults(handler=cmd_finetune_run)
+
+    text = "score a GGUF on the held-out set with llama.cpp: loss, contains, exact, F1"
+    evaluate = actions.add_parser("eval", help=text, description=text)
+    evaluate.add_argument("--model", help="GGUF file or registry version vN (default: served)")
+    evaluate.add_argument("--data", type=Path, help="eval.jsonl or a built dataset folder")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(handler=cmd_finetune_eval)
 
 
 def _positive(text: str) -> int:

@@ -370,9 +370,9 @@ def cmd_models_list(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_model(settings: Settings, args: argparse.Namespace) -> int:
     """The model registry: list, register, use, rollback (the running bot follows)."""
-    from finetune.registry import ModelRegistry
+    from bot.model_admin import registry_of, roll_back, use_version, version_lines
 
-    registry = ModelRegistry(settings.data_dir / "registry")
+    registry = registry_of(settings)
     if args.model_command == "register":
         version = registry.register(args.file, name=args.name, quantization=args.quantization)
         print(
@@ -380,46 +380,20 @@ def cmd_model(settings: Settings, args: argparse.Namespace) -> int:
             f"sha256 {version.sha256[:12]}…). Activate it with `ajuste model use "
             f"{version.version}`."
         )
-        return 0
-    if args.model_command == "use":
-        from bot.llm import open_gguf
-
-        chosen = registry.get(args.version)
-        open_gguf(Path(chosen.file), settings.llm)  # refuse a file llama.cpp can't load
-        registry.use(args.version)
-        print(
-            f"v{chosen.version} {chosen.name} is active; a running bot switches on its next "
-            "question."
-        )
-        if settings.llm.server_url:
-            print(
-                "The bot generates on the model servers in AJUSTE_LLM__SERVER_URL, which choose "
-                f"their own model: load {chosen.file} there."
-            )
-        return 0
-    if args.model_command == "rollback":
-        active = registry.rollback()
-        shown = f"v{active.version} {active.name}" if active else "the default model"
-        print(f"Rolled back: {shown} is active.")
-        return 0
-    active = registry.active()
-    versions = registry.versions()
-    if args.json:
+    elif args.model_command == "use":
+        print(use_version(settings, args.version))
+    elif args.model_command == "rollback":
+        print(roll_back(settings))
+    elif args.json:
+        active = registry.active()
         _print_json(
             {
                 "active": active.version if active else None,
-                "versions": [asdict(version) for version in versions],
+                "versions": [asdict(version) for version in registry.versions()],
             }
         )
-        return 0
-    if not versions:
-        print("No registered versions: the default model serves. `ajuste model register FILE`.")
-    for version in versions:
-        mark = "*" if active and active.version == version.version else " "
-        print(
-            f"{mark} v{version.version:<3} {version.name:<32} {version.quantization:<8} "
-            f"{version.size / 1048576:7.1f} MB  {version.created}"
-        )
+    else:
+        print("\n".join(version_lines(settings)))
     return 0
 
 

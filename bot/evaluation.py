@@ -11,44 +11,18 @@
 """
 
 import re
-import string
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.answer import Answer, AnswerService
-from retrieval.evaluation import QaItem, matches_location
+from retrieval.evaluation import QaItem, contains, exact_match, matches_location, token_f1
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
 _DECLINED = re.compile(
     r"i found nothing|don't know|do not know|not (mentioned|provided|stated|specified|"
     r"included|available|in the (sources|documents|context))|no information|"
     r"(cannot|can't|couldn't|could not) (find|answer)",
     re.IGNORECASE,
 )
-
-
-def normalize(text: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces (SQuAD's normalisation)."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def exact_match(prediction: str, reference: str) -> float:
-    return float(normalize(prediction) == normalize(reference))
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    predicted, expected = normalize(prediction).split(), normalize(reference).split()
-    common = sum((Counter(predicted) & Counter(expected)).values())
-    if not predicted or not expected or common == 0:
-        return float(predicted == expected)
-    precision, recall = common / len(predicted), common / len(expected)
-    return 2 * precision * recall / (precision + recall)
-
-
-def contains(prediction: str, reference: str) -> float:
-    return float(normalize(reference) in normalize(prediction))
 
 
 def declined(answer: Answer) -> bool:

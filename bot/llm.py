@@ -326,4 +326,6 @@ def _local_engine(
             path=path,
             follow=wanted if follows else None,
         )
+    elif follows:  # a process serves one data dir; tests open several, the latest one leads
+        _loaded[key]._follow = wanted
     return _loaded[key]

@@ -8,7 +8,8 @@ from pydantic import BaseModel, Field
 class FinetuneSettings(BaseModel):
     lora_rank: Annotated[int, Field(ge=1, le=256)] = Field(8, description="LoRA rank")
     learning_rate: Annotated[float, Field(gt=0, lt=1)] = Field(
-        2e-4, description="Learning rate of the LoRA run"
+        1e-3,
+        description="Learning rate of the LoRA run (1e-3 teaches a 135M model a fact in 30 steps)",
     )
     steps: Annotated[int, Field(ge=1)] = Field(30, description="Training steps")
     batch_size: Annotated[int, Field(ge=1)] = Field(8, description="Examples per step")

@@ -8,6 +8,9 @@ the rank of its best chunk.
 
 import json
 import math
+import re
+import string
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,3 +125,30 @@ def evaluate_retrieval(
     scores.mrr /= count
     scores.ndcg /= count
     return scores
+
+
+# Answer text against a short reference, as in SQuAD's official script.
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize(text: str) -> str:
+    """Lower case, no punctuation, no articles, single spaces (SQuAD's normalisation)."""
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, reference: str) -> float:
+    return float(normalize(prediction) == normalize(reference))
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    predicted, expected = normalize(prediction).split(), normalize(reference).split()
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if not predicted or not expected or common == 0:
+        return float(predicted == expected)
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def contains(prediction: str, reference: str) -> float:
+    return float(normalize(reference) in normalize(prediction))

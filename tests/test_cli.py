@@ -83,6 +83,10 @@ def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]):
         ["models", "list"],
         ["config", "show"],
         ["config", "example"],
+        ["finetune", "dataset", "build"],
+        ["finetune", "run"],
+        ["finetune", "eval"],
+        ["model", "use"],
     ]
     for command in [[], *commands]:
         with pytest.raises(SystemExit) as done:
@@ -220,3 +224,17 @@ def test_migrate_to_a_server_nobody_answers_is_one_line(data_dir: str):
     assert "Qdrant server at http://127.0.0.1:9" in done.stderr
     bad = _run("--data-dir", data_dir, "index", "migrate", "--to", "not a url")
     assert bad.returncode == 1 and "not a URL like http://qdrant:6333" in bad.stderr
+
+
+def test_finetune_input_errors_are_one_line_each(data_dir: str, tmp_path: Path):
+    curated = tmp_path / "mine.jsonl"
+    curated.write_text('{"question": "Q?", "answer": "A."}\n{"question": "no answer"}\n')
+    built = _run("--data-dir", data_dir, "finetune", "dataset", "build", "--curated", str(curated))
+    assert built.returncode == 1 and f"{curated}:2:" in built.stderr
+    assert "--skip-bad" in built.stderr and "Traceback" not in built.stderr
+    skipped = _run("--data-dir", data_dir, "finetune", "dataset", "build", "--curated",
+                   str(curated), "--skip-bad", "--eval-fraction", "0.5")  # fmt: skip
+    assert skipped.returncode == 0 and "1 bad lines skipped" in skipped.stdout
+    ran = _run("--data-dir", data_dir, "finetune", "run", "--data", str(tmp_path / "nothing"))
+    assert ran.returncode == 1 and "ajuste finetune dataset build" in ran.stderr
+    assert "Traceback" not in ran.stderr

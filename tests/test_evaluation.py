@@ -6,18 +6,20 @@ from pathlib import Path
 import pytest
 
 from bot.answer import Answer, AnswerService, SourceRef
-from bot.evaluation import (
-    contains,
-    declined,
-    evaluate_answers,
-    exact_match,
-    normalize,
-    token_f1,
-)
+from bot.evaluation import declined, evaluate_answers
 from bot.llm import LlmEngine
 from bot.settings import LlmSettings
 from retrieval.errors import AjusteError
-from retrieval.evaluation import QaItem, evaluate_retrieval, load_qa, matches_location
+from retrieval.evaluation import (
+    QaItem,
+    contains,
+    evaluate_retrieval,
+    exact_match,
+    load_qa,
+    matches_location,
+    normalize,
+    token_f1,
+)
 from retrieval.retriever import Retriever
 from tests.conftest import REPO
 

@@ -19,6 +19,7 @@ from bot.settings import Settings
 from bot.slack.answering import APOLOGY, BUSY, VOTE_UP
 from bot.slack.app import build_app, socket_mode
 from bot.slack.deps import SlackDeps
+from bot.slack.finetune_job import FinetuneJob
 from bot.slack.state import BotState
 from tests.conftest import KNOWLEDGE
 from tests.fake_slack import BOT_USER, TEAM, FakeSlack
@@ -586,3 +587,34 @@ def test_socket_mode_delivers_events_and_commands(bot: Bot):
     finally:
         handler.close()
         socket.close()
+
+
+def test_admins_choose_the_model_in_slack(bot: Bot):
+    def ajuste(text: str, user: str = "UADMIN") -> str:
+        status, body = command(bot.events, "/ajuste", text, user=user, channel="C1",
+                               response_url=bot.fake.response_url("m"))  # fmt: skip
+        assert status == 200
+        return body
+
+    assert "Only Ajuste admins" in ajuste("model", user="U1")
+    assert "No registered versions" in ajuste("model list")
+    assert "No model version 9" in ajuste("model use 9")
+    assert "Nothing to roll back" in ajuste("model rollback")
+    assert "Usage: `/ajuste model" in ajuste("model frobnicate")
+    assert "/ajuste finetune" in ajuste("help") and "/ajuste finetune" not in ajuste("help", "U1")
+
+
+def test_a_finetune_job_reports_its_failure_in_the_channel(bot: Bot, tmp_path: Path):
+    job = bot.deps.finetune
+    bot.deps.finetune = FinetuneJob(tmp_path)  # no curated examples, no votes
+    try:
+        status, body = command(bot.events, "/ajuste", "finetune", user="UADMIN", channel="C1",
+                               response_url=bot.fake.response_url("ft"))  # fmt: skip
+        assert status == 200 and "Fine-tune started in its own process" in body
+        bot.fake.wait_for(lambda f: any("failed" in c["text"] for c in f.called("chat.update")))
+    finally:
+        bot.deps.finetune = job
+    [posted] = [c for c in bot.fake.called("chat.postMessage") if "Fine-tune" in c["text"]]
+    assert "building the dataset" in posted["text"]
+    [failed] = [c for c in bot.fake.called("chat.update") if "failed" in c["text"]]
+    assert "No training examples" in failed["text"]  # the CLI's own one-line error

@@ -1,11 +1,12 @@
 """What the listeners are handed: the services they call, built once by the app."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.reindex import Reindexer
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack.answering import SlackAnswerer
+from bot.slack.finetune_job import FinetuneJob
 
 
 @dataclass
@@ -15,6 +16,10 @@ class SlackDeps:
     answerer: SlackAnswerer
     reindexer: Reindexer
     bot_user_id: str
+    finetune: FinetuneJob = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.finetune = FinetuneJob(self.settings.data_dir)
 
     def is_admin(self, user: str) -> bool:
         return user in self.settings.slack.admins

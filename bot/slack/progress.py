@@ -1,4 +1,4 @@
-"""A re-index reported in the channel: one message, edited as the run goes, then the summary.
+"""Long jobs reported in the channel: one message, edited as the job goes, then the summary.
 
 Edits are spaced `interval` seconds apart to stay well inside chat.update's rate limit. Where
 the bot can't post in the channel (not a member), the summary goes to the admin privately.
@@ -18,7 +18,50 @@ from retrieval.indexer import IndexReport
 log = logging.getLogger(__name__)
 
 
-class ReindexProgress:
+class ProgressMessage:
+    def __init__(
+        self,
+        client: WebClient,
+        *,
+        channel: str,
+        text: str,
+        private_reply: Callable[[str], None],
+        interval: float = 3.0,
+    ) -> None:
+        self.client = client
+        self.channel = channel
+        self.private_reply = private_reply
+        self.interval = interval
+        self.ts: str | None = None
+        self._last = 0.0
+        self._lock = threading.Lock()
+        try:
+            self.ts = client.chat_postMessage(channel=channel, text=text)["ts"]
+        except SlackApiError as error:
+            log.info("progress stays private (%s)", error.response.get("error"))
+
+    def update(self, text: str) -> None:
+        """Show the job's state, unless the last edit was too recent."""
+        with self._lock:
+            if self.ts is None or time.monotonic() - self._last < self.interval:
+                return
+            self._last = time.monotonic()
+        self._edit(text)
+
+    def finish(self, text: str) -> None:
+        if self.ts is None or not self._edit(text):
+            self.private_reply(text)
+
+    def _edit(self, text: str) -> bool:
+        try:
+            self.client.chat_update(channel=self.channel, ts=self.ts or "", text=text)
+            return True
+        except SlackApiError as error:
+            log.warning("could not update the progress message: %s", error.response.get("error"))
+            return False
+
+
+class ReindexProgress(ProgressMessage):
     def __init__(
         self,
         client: WebClient,
@@ -28,39 +71,19 @@ class ReindexProgress:
         private_reply: Callable[[str], None],
         interval: float = 3.0,
     ) -> None:
-        self.client = client
-        self.channel = channel
         self.source = source
-        self.private_reply = private_reply
-        self.interval = interval
-        self.ts: str | None = None
-        self._last = 0.0
-        self._lock = threading.Lock()
-        try:
-            posted = client.chat_postMessage(
-                channel=channel, text=f":arrows_counterclockwise: Re-indexing `{source}`…"
-            )
-            self.ts = posted["ts"]
-        except SlackApiError as error:
-            log.info("progress stays private (%s)", error.response.get("error"))
+        super().__init__(
+            client,
+            channel=channel,
+            text=f":arrows_counterclockwise: Re-indexing `{source}`…",
+            private_reply=private_reply,
+            interval=interval,
+        )
 
     def progress(self, done: int, total: int) -> None:
-        with self._lock:
-            if self.ts is None or time.monotonic() - self._last < self.interval:
-                return
-            self._last = time.monotonic()
-        text = f":arrows_counterclockwise: Re-indexing `{self.source}`: {done}/{total} documents…"
-        self._edit(text)
+        self.update(
+            f":arrows_counterclockwise: Re-indexing `{self.source}`: {done}/{total} documents…"
+        )
 
     def done(self, report: IndexReport | None, error: str | None) -> None:
-        summary = reindex_summary(self.source, report, error)
-        if self.ts is None or not self._edit(summary):
-            self.private_reply(summary)
-
-    def _edit(self, text: str) -> bool:
-        try:
-            self.client.chat_update(channel=self.channel, ts=self.ts or "", text=text)
-            return True
-        except SlackApiError as error:
-            log.warning("could not update the progress message: %s", error.response.get("error"))
-            return False
+        self.finish(reindex_summary(self.source, report, error))

@@ -19,7 +19,12 @@ def help_text(admin: bool) -> str:
         "• `/ajuste status` shows the model, the index and the last re-index.",
     ]
     if admin:
-        lines.append("• Admins: `/reindex [SOURCE]` re-indexes now (default `files`).")
+        lines += [
+            "• Admins: `/reindex [SOURCE]` re-indexes now (every source by default).",
+            "• Admins: `/ajuste model [list | use VERSION | rollback]` chooses the served model.",
+            "• Admins: `/ajuste finetune [steps N]` trains a new version from the curated "
+            "examples and 👍 answers, and serves it if it scores at least as well.",
+        ]
     return "\n".join(lines)
 
 

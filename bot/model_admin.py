@@ -1,0 +1,53 @@
+"""What admins do with the model registry, worded once for `ajuste model` and `/ajuste model`."""
+
+from pathlib import Path
+
+from bot.llm import open_gguf
+from bot.settings import Settings
+from finetune.registry import ModelRegistry
+
+
+def registry_of(settings: Settings) -> ModelRegistry:
+    return ModelRegistry(settings.data_dir / "registry")
+
+
+def version_lines(settings: Settings) -> list[str]:
+    """Registered versions, `*` on the active one, with their eval score when they have one."""
+    registry = registry_of(settings)
+    active = registry.active()
+    versions = registry.versions()
+    if not versions:
+        return ["No registered versions: the default model serves. `ajuste model register FILE`."]
+    lines = []
+    for version in versions:
+        mark = "*" if active and active.version == version.version else " "
+        score = version.metrics.get("eval_score")
+        lines.append(
+            f"{mark} v{version.version:<3} {version.name:<32} {version.quantization:<8} "
+            f"{version.size / 1048576:7.1f} MB  {version.created}"
+            + (f"  score {score:.2f}" if score is not None else "")
+        )
+    return lines
+
+
+def use_version(settings: Settings, number: int) -> str:
+    """Activate a version after checking llama.cpp loads it; the running bot follows."""
+    registry = registry_of(settings)
+    chosen = registry.get(number)
+    open_gguf(Path(chosen.file), settings.llm)  # refuse a file llama.cpp can't load
+    registry.use(number)
+    message = (
+        f"v{chosen.version} {chosen.name} is active; a running bot switches on its next question."
+    )
+    if settings.llm.server_url:
+        message += (
+            " The bot generates on the model servers in AJUSTE_LLM__SERVER_URL, which choose "
+            f"their own model: load {chosen.file} there."
+        )
+    return message
+
+
+def roll_back(settings: Settings) -> str:
+    active = registry_of(settings).rollback()
+    shown = f"v{active.version} {active.name}" if active else "the default model"
+    return f"Rolled back: {shown} is active."
