@@ -6,7 +6,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import generation, indexing, search
+from bench import finetune, generation, indexing, search
 from bench.common import KNOWLEDGE, REPO, Row, cleanup, peak_rss_mb, scratch_settings
 from bot.evaluation import evaluate_answers
 from bot.models import pull_defaults
@@ -31,13 +31,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--models-dir", type=Path, default=REPO / "data" / "models")
     parser.add_argument(
-        "--only", choices=["indexing", "generation", "search", "quality"], action="append"
+        "--only",
+        choices=["indexing", "generation", "search", "finetune", "quality"],
+        action="append",
     )
     parser.add_argument("--write", type=Path, help="also write the table to this Markdown file")
     args = parser.parse_args()
     pull_defaults(args.models_dir)
-    chosen = args.only or ["indexing", "generation", "search", "quality"]
-    modules = {"indexing": indexing, "generation": generation, "search": search}
+    chosen = args.only or ["indexing", "generation", "search", "finetune", "quality"]
+    modules = {
+        "indexing": indexing,
+        "generation": generation,
+        "search": search,
+        "finetune": finetune,
+    }
     rows: list[Row] = []
     for name in chosen:
         if name in modules:

@@ -22,6 +22,7 @@ from bot.turns import Turns
 from retrieval.errors import AjusteError
 
 log = logging.getLogger(__name__)
+RETRY_DOWN_AFTER = 30.0  # seconds a server that refused a connection is tried last
 PER_MESSAGE = 8  # tokens a chat template adds around each message (ChatML uses 5)
 TOKENIZERS = (  # (path, request field, how to read the count), llama-cpp-python's first
     ("/extras/tokenize/count", "input", lambda body: int(body["count"])),
@@ -49,6 +50,7 @@ class ServerEngine:
             slots=len(self.urls) * settings.server_slots, max_waiting=settings.max_queue
         )
         self._busy = dict.fromkeys(self.urls, 0)
+        self._down_until = dict.fromkeys(self.urls, 0.0)  # tried last after failing to connect
         self._lock = threading.Lock()
         self._name: str | None = settings.server_model
         self._tokenizer: dict[str, int | None] = {}  # url → index in TOKENIZERS, None: has none
@@ -102,6 +104,7 @@ class ServerEngine:
                     return
                 except (httpx.ConnectError, httpx.ConnectTimeout) as error:
                     failures.append(f"{url}: {error}")  # nothing was said yet: try the next
+                    self._down_until[url] = time.monotonic() + RETRY_DOWN_AFTER
                 finally:
                     with self._lock:
                         self._busy[url] -= 1
@@ -149,8 +152,10 @@ class ServerEngine:
         stats.finished_at = time.perf_counter()
 
     def _by_load(self) -> list[str]:
+        """Servers that answered lately first, the least busy first; order breaks ties."""
+        now = time.monotonic()
         with self._lock:
-            return sorted(self.urls, key=lambda url: self._busy[url])  # stable: order breaks ties
+            return sorted(self.urls, key=lambda url: (self._down_until[url] > now, self._busy[url]))
 
     def _count(self, text: str) -> int:
         for url in self.urls:

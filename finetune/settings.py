@@ -14,3 +14,7 @@ class FinetuneSettings(BaseModel):
     steps: Annotated[int, Field(ge=1)] = Field(30, description="Training steps")
     batch_size: Annotated[int, Field(ge=1)] = Field(8, description="Examples per step")
     seed: int = Field(42, description="Seed for data split and training")
+    device: str = Field(
+        "auto",
+        description="Where to train: auto (a GPU when torch sees one), cpu, cuda, cuda:1, mps",
+    )

@@ -46,6 +46,7 @@ class TrainConfig:
     max_length: int = 512
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     checkpoint_every: int = 10
+    device: str = "auto"  # auto: the GPU when torch sees one (CUDA or Apple's MPS), else CPU
 
     @classmethod
     def from_settings(
@@ -62,13 +63,14 @@ class TrainConfig:
             steps=settings.steps,
             batch_size=settings.batch_size,
             seed=settings.seed,
+            device=settings.device,
         )
 
     def identity(self) -> dict[str, Any]:
         """What a checkpoint must share to be resumed; more steps may be added to a run."""
         base = Path(self.base)
         values = asdict(self)
-        for name in ("out", "steps", "checkpoint_every"):
+        for name in ("out", "steps", "checkpoint_every", "device"):
             values.pop(name)
         values["base"] = str(base.resolve()) if base.exists() else str(self.base)
         values["data"] = str(self.data.resolve())
@@ -214,18 +216,41 @@ def batch_indices(count: int, step: int, batch_size: int, seed: int) -> list[int
     return chosen
 
 
-def _collate(rows: list[tuple[list[int], list[int]]], pad_id: int) -> dict[str, Any]:
+def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device: Any) -> dict[str, Any]:
     import torch
 
     width = max(len(ids) for ids, _ in rows)
     ids = [row[0] + [pad_id] * (width - len(row[0])) for row in rows]
     labels = [row[1] + [-100] * (width - len(row[1])) for row in rows]
     mask = [[1] * len(row[0]) + [0] * (width - len(row[0])) for row in rows]
+    # positions followed by a label, found here: on a GPU, finding them there would wait for it
+    keep = [j for j in range(width - 1) if any(row[j + 1] != -100 for row in labels)]
     return {
-        "input_ids": torch.tensor(ids),
-        "labels": torch.tensor(labels),
-        "attention_mask": torch.tensor(mask),
+        "input_ids": torch.tensor(ids, device=device),
+        "labels": torch.tensor(labels, device=device),
+        "attention_mask": torch.tensor(mask, device=device),
+        "keep": torch.tensor(keep, device=device),
     }
+
+
+def pick_device(wanted: str) -> Any:
+    """The torch device to train on: `auto` takes a GPU when torch sees one."""
+    import torch
+
+    if wanted == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        device = torch.device(wanted)
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise FinetuneError(
+            f"torch cannot use the device {wanted!r} ({error}): set AJUSTE_FINETUNE__DEVICE "
+            "to auto or cpu."
+        ) from error
+    return device
 
 
 def _loss(model: Any, batch: dict[str, Any]) -> Any:
@@ -233,7 +258,7 @@ def _loss(model: Any, batch: dict[str, Any]) -> Any:
     import torch
 
     targets = batch.pop("labels")[:, 1:]
-    keep = (targets != -100).any(dim=0).nonzero().squeeze(1)  # the vocabulary head is costly
+    keep = batch.pop("keep")  # the vocabulary head is costly: only where a label follows
     try:
         logits = model(**batch, logits_to_keep=keep).logits
     except TypeError:  # a model class without logits_to_keep
@@ -272,7 +297,10 @@ def _save(
     training = {**identity, "steps": step, "loss": loss}
     (temporary / "adapter" / TRAINING_FILE).write_text(json.dumps(training, indent=2))
     state = {"step": step, "loss": loss, "optimizer": optimizer.state_dict()}
-    torch.save({**state, "rng": torch.get_rng_state()}, temporary / "state.pt")
+    rng: dict[str, Any] = {"rng": torch.get_rng_state()}
+    if torch.cuda.is_initialized():
+        rng["cuda_rng"] = torch.cuda.get_rng_state_all()
+    torch.save({**state, **rng}, temporary / "state.pt")
     (temporary / "config.json").write_text(json.dumps(identity, indent=2))
     final = root / f"step-{step}"
     if final.exists():
@@ -338,7 +366,8 @@ def train(
         target_modules=list(config.target_modules),
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(loaded.model, lora)
+    device = pick_device(config.device)
+    model = get_peft_model(loaded.model, lora).to(device)  # LoRA starts from the CPU's RNG
     try:
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
@@ -347,15 +376,18 @@ def train(
             set_peft_model_state_dict(
                 model, load_file(latest / "adapter" / "adapter_model.safetensors")
             )
-            state = torch.load(latest / "state.pt", weights_only=True)
-            optimizer.load_state_dict(state["optimizer"])
+            state = torch.load(latest / "state.pt", weights_only=True, map_location="cpu")
+            optimizer.load_state_dict(state["optimizer"])  # moved to the parameters' device
             torch.set_rng_state(state["rng"])
+            if "cuda_rng" in state and device.type == "cuda":
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
             start, loss = int(state["step"]), float(state["loss"])
         model.train()
         saved, resumed = latest, time.monotonic()
         for step in range(start, config.steps):
             picked = batch_indices(len(rows), step, config.batch_size, config.seed)
-            batch_loss = _loss(model, _collate([rows[i] for i in picked], loaded.pad_id))
+            batch = collate([rows[i] for i in picked], loaded.pad_id, device)
+            batch_loss = _loss(model, batch)
             batch_loss.backward()
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
@@ -370,7 +402,7 @@ def train(
         adapter = _publish(saved, config.out)
     finally:
         model.unload()  # removes the LoRA layers: the base is as it was loaded
-        loaded.model.eval()
+        loaded.model.to("cpu").eval()  # merging and export work on the CPU
     return TrainResult(
         adapter_dir=adapter,
         loss=loss,

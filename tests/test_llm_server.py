@@ -109,7 +109,9 @@ def test_answers_with_sources_through_the_server(
 
 def test_a_server_that_is_down_is_skipped_and_named_when_none_answers(server: str):
     dead = f"http://127.0.0.1:{free_port()}"
-    assert "".join(remote(dead, server).stream(QUESTION, max_tokens=8))
+    both = remote(dead, server)
+    assert "".join(both.stream(QUESTION, max_tokens=8))
+    assert both._by_load() == [server, dead]  # the dead one is tried last for a while
     engine = remote(dead)
     assert not engine.ready()
     with pytest.raises(ModelServerError, match=f"No model server answers \\({dead}"):
