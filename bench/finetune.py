@@ -36,15 +36,9 @@ def run(
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from finetune.train import (
-        TrainConfig,
-        batch_indices,
-        collate,
-        encode,
-        load_base,
-        pick_device,
-        train,
-    )
+    from finetune.base import load_base, pick_device
+    from finetune.batches import batch_indices, collate, encode
+    from finetune.train import TrainConfig, train
 
     base = base or models_dir / "SmolLM2-135M-Instruct-Q4_1" / "SmolLM2-135M-Instruct.Q4_1.gguf"
     root = Path(tempfile.mkdtemp(prefix="ajuste-bench-ft-"))

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from finetune.base import LoadedBase, load_base, require_extra
 from finetune.converter import SCRIPT
-from finetune.train import TRAINING_FILE, LoadedBase, load_base, require_extra
+from finetune.train import TRAINING_FILE
 from retrieval.errors import AjusteError
 
 Value = str | int | float | bool

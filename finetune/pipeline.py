@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from finetune.base import load_base
 from finetune.converter import converter_dir
 from finetune.dataset import load_manifest, read_examples
 from finetune.evaluate import EvalReport, evaluate_gguf, save_report
 from finetune.export import export
 from finetune.registry import ModelRegistry, ModelVersion
 from finetune.settings import FinetuneSettings
-from finetune.train import TrainConfig, load_base, train
+from finetune.train import TrainConfig, train
 
 Event = dict[str, Any]
 REPORT = "report.json"

@@ -2,32 +2,24 @@
 
 import json
 import os
-import random
 import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from finetune.base import FinetuneError, LoadedBase, load_base, pick_device, require_extra
+from finetune.batches import batch_indices, collate, encode
 from finetune.dataset import read_examples
 from finetune.settings import FinetuneSettings
-from retrieval.errors import AjusteError
 from retrieval.packaged import sha256_file
 
 OnStep = Callable[[int, int, float, float], None]  # step, steps, loss, eta in seconds
 KEEP_CHECKPOINTS = 2
 TRAINING_FILE = "ajuste-training.json"  # beside the adapter: what export writes into the GGUF
-
-
-class FinetuneError(AjusteError):
-    """A fine-tune that can't run as asked."""
-
-
-class MissingExtraError(FinetuneError):
-    """The optional fine-tune dependencies are not installed."""
 
 
 @dataclass
@@ -80,20 +72,6 @@ class TrainConfig:
 
 
 @dataclass
-class LoadedBase:
-    """A base model and its tokenizer, loaded once and reusable by several runs."""
-
-    model: Any
-    tokenizer: Any
-    source: str
-    pad_id: int = field(init=False)
-
-    def __post_init__(self) -> None:
-        pad = self.tokenizer.pad_token_id
-        self.pad_id = self.tokenizer.eos_token_id if pad is None else pad
-
-
-@dataclass
 class TrainResult:
     """What a run produced, for the CLI's summary and the export step."""
 
@@ -102,155 +80,6 @@ class TrainResult:
     steps_run: int
     step: int
     seconds: float
-
-
-def require_extra() -> None:
-    """Fail with the install command when the optional fine-tune stack is missing."""
-    try:
-        import peft  # noqa: F401
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as error:
-        raise MissingExtraError(
-            f"The fine-tune needs PyTorch, transformers and peft ({error}): run "
-            "`pip install torch==2.13.0` then `pip install '.[finetune]'`."
-        ) from error
-
-
-def load_base(base: Path | str) -> LoadedBase:
-    """Load a GGUF (dequantized to float32) or a Hugging Face model for training or merging."""
-    require_extra()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    path = Path(base).expanduser()
-    options: dict[str, Any] = {}
-    if path.is_file():
-        source, options["gguf_file"] = str(path.parent), path.name
-    elif path.is_dir():
-        if not (path / "config.json").is_file():
-            raise FinetuneError(f"{base} has no config.json: pass a Hugging Face model folder.")
-        source = str(path)
-    elif (
-        path.suffix == ".gguf" or str(base).startswith(("/", ".", "~")) or str(base).count("/") > 1
-    ):
-        raise FinetuneError(f"No model at {base}: pass a GGUF file or a Hugging Face model folder.")
-    else:
-        source = str(base)  # a hub name: works only with network access or a warm HF cache
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **options)
-        model: Any = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32, **options)
-    except ImportError as error:
-        raise MissingExtraError(f"{error}: run `pip install '.[finetune]'`.") from error
-    except (OSError, ValueError, KeyError, RuntimeError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise FinetuneError(
-            f"Could not load the base model {base} ({reason}): pass a local GGUF file or "
-            "Hugging Face model folder (download hub models with network access first)."
-        ) from error
-    if getattr(model, "hf_quantizer", None) is not None:  # GGUF weights are dequantized now
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-    if not tokenizer.chat_template:
-        raise FinetuneError(f"{base} has no chat template: use an instruct (chat) model.")
-    model.eval()
-    return LoadedBase(model, tokenizer, str(base))
-
-
-def _render(tokenizer: Any, messages: list[dict[str, str]], generation: bool = False) -> str:
-    if not messages:
-        return ""
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
-    return str(text)
-
-
-def assistant_spans(tokenizer: Any, messages: list[dict[str, str]]) -> tuple[str, list[range]]:
-    """The rendered chat and the character ranges of assistant turns (with end-of-turn)."""
-    text = _render(tokenizer, messages)
-    spans, cursor = [], 0
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        before = _render(tokenizer, messages[:index], generation=True)
-        through = _render(tokenizer, messages[: index + 1])
-        if text.startswith(through) and through.startswith(before) and len(before) >= cursor:
-            start, end = len(before), len(through)
-        else:  # a template that rewrites earlier turns: find the content itself
-            start = text.find(message["content"], cursor)
-            if start < 0:
-                raise FinetuneError("The chat template drops assistant text: use another model.")
-            end = start + len(message["content"])
-            eos = tokenizer.eos_token or ""
-            end += len(eos) if eos and text.startswith(eos, end) else 0
-        while end > start and text[end - 1].isspace():
-            end -= 1
-        spans.append(range(start, end))
-        cursor = end
-    return text, spans
-
-
-def encode(
-    tokenizer: Any, messages: list[dict[str, str]], max_length: int
-) -> tuple[list[int], list[int]]:
-    """Token ids and labels: -100 everywhere but on the assistant's tokens; truncated."""
-    text, spans = assistant_spans(tokenizer, messages)
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(encoded["input_ids"])[:max_length]
-    labels = [
-        token if any(start in span for span in spans) else -100
-        for token, (start, _) in zip(ids, encoded["offset_mapping"], strict=False)
-    ]
-    return ids, labels
-
-
-def batch_indices(count: int, step: int, batch_size: int, seed: int) -> list[int]:
-    """Examples of a step: a pure function of (seed, step), so a resumed run sees the same."""
-    chosen, orders = [], {}
-    for position in range(step * batch_size, (step + 1) * batch_size):
-        epoch, index = divmod(position, count)
-        if epoch not in orders:
-            orders[epoch] = list(range(count))
-            random.Random(seed * 1_000_003 + epoch).shuffle(orders[epoch])
-        chosen.append(orders[epoch][index])
-    return chosen
-
-
-def collate(rows: list[tuple[list[int], list[int]]], pad_id: int, device: Any) -> dict[str, Any]:
-    import torch
-
-    width = max(len(ids) for ids, _ in rows)
-    ids = [row[0] + [pad_id] * (width - len(row[0])) for row in rows]
-    labels = [row[1] + [-100] * (width - len(row[1])) for row in rows]
-    mask = [[1] * len(row[0]) + [0] * (width - len(row[0])) for row in rows]
-    # positions followed by a label, found here: on a GPU, finding them there would wait for it
-    keep = [j for j in range(width - 1) if any(row[j + 1] != -100 for row in labels)]
-    return {
-        "input_ids": torch.tensor(ids, device=device),
-        "labels": torch.tensor(labels, device=device),
-        "attention_mask": torch.tensor(mask, device=device),
-        "keep": torch.tensor(keep, device=device),
-    }
-
-
-def pick_device(wanted: str) -> Any:
-    """The torch device to train on: `auto` takes a GPU when torch sees one."""
-    import torch
-
-    if wanted == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        device = torch.device(wanted)
-        torch.empty(1, device=device)
-    except (RuntimeError, AssertionError) as error:
-        raise FinetuneError(
-            f"torch cannot use the device {wanted!r} ({error}): set AJUSTE_FINETUNE__DEVICE "
-            "to auto or cpu."
-        ) from error
-    return device
 
 
 def _loss(model: Any, batch: dict[str, Any]) -> Any:

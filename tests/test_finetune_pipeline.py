@@ -10,18 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from finetune.base import FinetuneError, LoadedBase, load_base
+from finetune.batches import batch_indices, encode
 from finetune.converter import ConverterError, converter_dir
 from finetune.export import ExportError, quantize
-from finetune.train import (
-    FinetuneError,
-    LoadedBase,
-    TrainConfig,
-    batch_indices,
-    checkpoints,
-    encode,
-    load_base,
-    train,
-)
+from finetune.train import TrainConfig, checkpoints, train
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "You help the Kestrel team."
