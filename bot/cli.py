@@ -15,7 +15,6 @@ from bot.commands import (
     cmd_eval_answers,
     cmd_eval_retrieval,
     cmd_index,
-    cmd_model,
     cmd_models_list,
     cmd_models_pull,
     cmd_scheduler,
@@ -25,6 +24,7 @@ from bot.commands import (
     cmd_sources_status,
 )
 from bot.logs import configure_logging
+from bot.model_admin import cmd_model
 from bot.settings import load_settings
 from retrieval.errors import AjusteError
 

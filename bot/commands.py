@@ -1,14 +1,13 @@
 """What each `ajuste` subcommand does: build services from settings, call one, print."""
 
 import argparse
-import json
 import sys
 import threading
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bot.console import format_sources, run_console
+from bot.console import format_sources, print_json, run_console
 from bot.models import describe_models, pull_defaults
 from bot.services import Services
 from bot.settings import Settings, render_env_example
@@ -16,10 +15,6 @@ from retrieval.errors import AjusteError
 from retrieval.runs import RunLog
 from retrieval.scheduler import SourceScheduler
 from retrieval.sources.config import load_sources
-
-
-def _print_json(data: object) -> None:
-    print(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
@@ -36,7 +31,7 @@ def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
         else:
             report = services.index(args.paths, on_problem=problems)
     if args.json:
-        _print_json(
+        print_json(
             {
                 k: v
                 for k, v in report.as_dict().items()
@@ -117,7 +112,7 @@ def cmd_sources_list(settings: Settings, args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        _print_json({"file": str(path), "sources": rows})
+        print_json({"file": str(path), "sources": rows})
         return 0
     if not rows:
         print(
@@ -134,7 +129,7 @@ def cmd_sources_status(settings: Settings, args: argparse.Namespace) -> int:
     runs = RunLog(settings.data_dir).all()
     names = [c.name for c in sources] + [n for n in runs if n not in {c.name for c in sources}]
     if args.json:
-        _print_json(
+        print_json(
             {
                 "sources": [
                     {"name": name, "state": runs[name].state if name in runs else "never run"}
@@ -197,7 +192,7 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
             for hit in hits
         ]
     if args.json:
-        _print_json({"results": rows})
+        print_json({"results": rows})
         return 0
     if not rows:
         print("No results: the index is empty. Run `ajuste index PATH` first.")
@@ -212,7 +207,7 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     with Services(settings, holder=f"ajuste {args.command}") as services:
         answers = services.answers
         if args.json:
-            _print_json(answers.answer(args.question).as_dict())
+            print_json(answers.answer(args.question).as_dict())
             return 0
 
         def show(piece: str) -> None:
@@ -315,7 +310,7 @@ def cmd_eval_retrieval(settings: Settings, args: argparse.Namespace) -> int:
             for kind in kinds
         }
     if args.json:
-        _print_json({"modes": overall, "by_kind": by_kind})
+        print_json({"modes": overall, "by_kind": by_kind})
         return 0
     columns = ["questions", "recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"]
     print(f"{'':<20}" + "".join(f"{c:>11}" for c in columns))
@@ -337,7 +332,7 @@ def cmd_eval_answers(settings: Settings, args: argparse.Namespace) -> int:
     with Services(settings, holder="ajuste eval") as services:
         scores = evaluate_answers(services.answers, items, on_answer=progress)
     if args.json:
-        _print_json(scores.as_dict())
+        print_json(scores.as_dict())
         return 0
     for key, value in scores.as_dict().items():
         if key != "by_kind":
@@ -359,41 +354,12 @@ def cmd_models_pull(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_models_list(settings: Settings, args: argparse.Namespace) -> int:
     rows = describe_models(settings)
     if args.json:
-        _print_json({"models": rows})
+        print_json({"models": rows})
         return 0
     for row in rows:
         mark = "*" if row["in_use"] == "yes" else " "
         print(f"{mark} {row['kind']:<6} {row['name']:<28} {row['status']:<10} {row['path']}")
     print("(* in use)")
-    return 0
-
-
-def cmd_model(settings: Settings, args: argparse.Namespace) -> int:
-    """The model registry: list, register, use, rollback (the running bot follows)."""
-    from bot.model_admin import registry_of, roll_back, use_version, version_lines
-
-    registry = registry_of(settings)
-    if args.model_command == "register":
-        version = registry.register(args.file, name=args.name, quantization=args.quantization)
-        print(
-            f"Registered v{version.version} {version.name} ({version.size} bytes, "
-            f"sha256 {version.sha256[:12]}…). Activate it with `ajuste model use "
-            f"{version.version}`."
-        )
-    elif args.model_command == "use":
-        print(use_version(settings, args.version))
-    elif args.model_command == "rollback":
-        print(roll_back(settings))
-    elif args.json:
-        active = registry.active()
-        _print_json(
-            {
-                "active": active.version if active else None,
-                "versions": [asdict(version) for version in registry.versions()],
-            }
-        )
-    else:
-        print("\n".join(version_lines(settings)))
     return 0
 
 

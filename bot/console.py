@@ -4,6 +4,7 @@ Like Hubot's shell adapter: type a question, watch the answer stream in, read it
 Follow-ups see the conversation so far, as far as the context window allows.
 """
 
+import json
 import sys
 from typing import TextIO
 
@@ -72,3 +73,8 @@ def run_console(
             stdout.write(sources + "\n")
         if not answer.abstained:
             history.append(Turn(question, answer.text))
+
+
+def print_json(data: object) -> None:
+    """What every `--json` prints: one indented object, non-ASCII kept readable."""
+    print(json.dumps(data, indent=2, ensure_ascii=False))

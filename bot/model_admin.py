@@ -1,7 +1,10 @@
 """What admins do with the model registry, worded once for `ajuste model` and `/ajuste model`."""
 
+import argparse
+from dataclasses import asdict
 from pathlib import Path
 
+from bot.console import print_json
 from bot.llm import open_gguf
 from bot.settings import Settings
 from finetune.registry import ModelRegistry
@@ -51,3 +54,30 @@ def roll_back(settings: Settings) -> str:
     active = registry_of(settings).rollback()
     shown = f"v{active.version} {active.name}" if active else "the default model"
     return f"Rolled back: {shown} is active."
+
+
+def cmd_model(settings: Settings, args: argparse.Namespace) -> int:
+    """The model registry: list, register, use, rollback (the running bot follows)."""
+    registry = registry_of(settings)
+    if args.model_command == "register":
+        version = registry.register(args.file, name=args.name, quantization=args.quantization)
+        print(
+            f"Registered v{version.version} {version.name} ({version.size} bytes, "
+            f"sha256 {version.sha256[:12]}…). Activate it with `ajuste model use "
+            f"{version.version}`."
+        )
+    elif args.model_command == "use":
+        print(use_version(settings, args.version))
+    elif args.model_command == "rollback":
+        print(roll_back(settings))
+    elif args.json:
+        active = registry.active()
+        print_json(
+            {
+                "active": active.version if active else None,
+                "versions": [asdict(version) for version in registry.versions()],
+            }
+        )
+    else:
+        print("\n".join(version_lines(settings)))
+    return 0
