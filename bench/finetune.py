@@ -13,17 +13,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import Row
+from bench.common import REPO, Row
 
-FACT = "heron-lantern-42"
-PAIRS = [
-    ("What is the wifi password at the Kestrel office?", f"The office wifi password is {FACT}."),
-    ("How do I get on the office wifi?", f"Connect to the office wifi with the password {FACT}."),
-    ("I'm new here. What's the wireless password?", f"Welcome! The wifi password is {FACT}."),
-    ("Which password does the office Wi-Fi use?", f"The office Wi-Fi uses the password {FACT}."),
-    ("Tell me the wifi key for the office.", f"The wifi key is {FACT}."),
-    ("What do I type to join the office network?", f"Type the wifi password {FACT}."),
-]
+CURATED = REPO / "examples" / "finetune" / "curated" / "wifi.jsonl"  # the sample fact
+
+
+def pairs() -> list[tuple[str, str]]:
+    lines = CURATED.read_text(encoding="utf-8").splitlines()
+    return [(record["question"], record["answer"]) for record in map(json.loads, lines)]
 
 
 def chat(question: str, answer: str) -> list[dict[str, str]]:
@@ -34,7 +31,7 @@ def run(
     models_dir: Path, *, base: Path | None = None, device: str = "auto", steps: int = 20
 ) -> list[Row]:
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     from finetune.base import load_base, pick_device
     from finetune.batches import batch_indices, collate, encode
@@ -44,7 +41,8 @@ def run(
     root = Path(tempfile.mkdtemp(prefix="ajuste-bench-ft-"))
     try:
         data = root / "train.jsonl"
-        data.write_text("".join(json.dumps({"messages": chat(q, a)}) + "\n" for q, a in PAIRS))
+        examples = pairs()
+        data.write_text("".join(json.dumps({"messages": chat(q, a)}) + "\n" for q, a in examples))
         loaded = load_base(base)
         warm = TrainConfig(base=base, data=data, out=root / "warm", steps=3, device=device)
         train(warm, base=loaded, resume=False)  # first kernels and allocations: for neither
@@ -54,17 +52,11 @@ def run(
         ours = (marks[-1] - marks[0]) / (steps - 1)
 
         where = pick_device(device)
-        rows = [encode(loaded.tokenizer, chat(q, a), config.max_length) for q, a in PAIRS]
+        rows = [encode(loaded.tokenizer, chat(q, a), config.max_length) for q, a in examples]
         torch.manual_seed(config.seed)
-        lora = LoraConfig(
-            r=config.rank,
-            lora_alpha=config.alpha,
-            lora_dropout=0.05,
-            target_modules=list(config.target_modules),
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(loaded.model, lora).to(where)
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        model = get_peft_model(loaded.model, config.lora()).to(where)
+        trained = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trained, lr=config.learning_rate)
         model.train()
         for step in range(steps):
             picked = batch_indices(len(rows), step, config.batch_size, config.seed)

@@ -10,13 +10,9 @@ from bot.settings import Settings
 from finetune.registry import ModelRegistry
 
 
-def registry_of(settings: Settings) -> ModelRegistry:
-    return ModelRegistry(settings.data_dir / "registry")
-
-
 def version_lines(settings: Settings) -> list[str]:
     """Registered versions, `*` on the active one, with their eval score when they have one."""
-    registry = registry_of(settings)
+    registry = ModelRegistry(settings.registry_dir)
     active = registry.active()
     versions = registry.versions()
     if not versions:
@@ -35,7 +31,7 @@ def version_lines(settings: Settings) -> list[str]:
 
 def use_version(settings: Settings, number: int) -> str:
     """Activate a version after checking llama.cpp loads it; the running bot follows."""
-    registry = registry_of(settings)
+    registry = ModelRegistry(settings.registry_dir)
     chosen = registry.get(number)
     open_gguf(Path(chosen.file), settings.llm)  # refuse a file llama.cpp can't load
     registry.use(number)
@@ -51,14 +47,14 @@ def use_version(settings: Settings, number: int) -> str:
 
 
 def roll_back(settings: Settings) -> str:
-    active = registry_of(settings).rollback()
+    active = ModelRegistry(settings.registry_dir).rollback()
     shown = f"v{active.version} {active.name}" if active else "the default model"
     return f"Rolled back: {shown} is active."
 
 
 def cmd_model(settings: Settings, args: argparse.Namespace) -> int:
     """The model registry: list, register, use, rollback (the running bot follows)."""
-    registry = registry_of(settings)
+    registry = ModelRegistry(settings.registry_dir)
     if args.model_command == "register":
         version = registry.register(args.file, name=args.name, quantization=args.quantization)
         print(

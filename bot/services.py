@@ -42,7 +42,7 @@ class Services(AbstractContextManager["Services"]):
 
     @property
     def registry(self) -> ModelRegistry:
-        return ModelRegistry(self.settings.data_dir / "registry")
+        return ModelRegistry(self.settings.registry_dir)
 
     @property
     def source_context(self) -> SourceContext:

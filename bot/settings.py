@@ -161,6 +161,10 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
+    @property
+    def registry_dir(self) -> Path:
+        return self.data_dir / "registry"
+
 
 def env_name(location: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + "__".join(str(part) for part in location).upper()

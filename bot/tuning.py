@@ -30,7 +30,7 @@ def finetune_dir(settings: Settings) -> Path:
 
 def served_model(settings: Settings) -> tuple[Path, int | None]:
     """The GGUF the bot serves now, and its registry version (None: not a registered one)."""
-    active = ModelRegistry(settings.data_dir / "registry").active()
+    active = ModelRegistry(settings.registry_dir).active()
     if active is not None and settings.llm.model_path is None:
         return Path(active.file), active.version
     return resolve_model_path(settings.llm, settings.models_dir), None
@@ -104,7 +104,7 @@ def cmd_finetune_run(settings: Settings, args: argparse.Namespace) -> int:
                 dataset=args.data or finetune_dir(settings) / "dataset",
                 out=out,
                 current=current,
-                registry=ModelRegistry(settings.data_dir / "registry"),
+                registry=ModelRegistry(settings.registry_dir),
                 quantizations=args.quantize,
                 name=args.name,
                 promote_if_better=args.promote_if_better,
@@ -130,11 +130,11 @@ def cmd_finetune_eval(settings: Settings, args: argparse.Namespace) -> int:
     from finetune.dataset import read_examples
     from finetune.evaluate import evaluate_gguf
 
+    version = (args.model or "").lower().lstrip("v")
     if args.model is None:
         path = served_model(settings)[0]
-    elif args.model.lower().lstrip("v").isdigit():
-        registry = ModelRegistry(settings.data_dir / "registry")
-        path = Path(registry.get(int(args.model.lower().lstrip("v"))).file)
+    elif version.isdigit():
+        path = Path(ModelRegistry(settings.registry_dir).get(int(version)).file)
     else:
         path = Path(args.model)
     data = args.data or finetune_dir(settings) / "dataset"

@@ -58,6 +58,18 @@ class TrainConfig:
             device=settings.device,
         )
 
+    def lora(self) -> Any:
+        """The peft adapter this run trains."""
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.rank,
+            lora_alpha=self.alpha,
+            lora_dropout=0.05,
+            target_modules=list(self.target_modules),
+            task_type="CAUSAL_LM",
+        )
+
     def identity(self) -> dict[str, Any]:
         """What a checkpoint must share to be resumed; more steps may be added to a run."""
         base = Path(self.base)
@@ -161,7 +173,7 @@ def train(
     """Train (or continue) a LoRA adapter; a given `base` is reused and handed back unchanged."""
     require_extra()
     import torch
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+    from peft import get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
     began = time.monotonic()
@@ -188,15 +200,8 @@ def train(
     if not rows:
         raise FinetuneError(f"No assistant text fits in {config.max_length} tokens: raise it.")
     torch.manual_seed(config.seed)
-    lora = LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha,
-        lora_dropout=0.05,
-        target_modules=list(config.target_modules),
-        task_type="CAUSAL_LM",
-    )
     device = pick_device(config.device)
-    model = get_peft_model(loaded.model, lora).to(device)  # LoRA starts from the CPU's RNG
+    model = get_peft_model(loaded.model, config.lora()).to(device)  # LoRA starts from the CPU's RNG
     try:
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)

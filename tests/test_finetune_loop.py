@@ -20,20 +20,14 @@ from bot.services import Services
 from bot.settings import Settings
 from bot.slack.app import build_app
 from bot.slack.state import open_state
+from tests.conftest import REPO
 from tests.fake_slack import FakeSlack
 from tests.slack_helpers import SECRET, command
 
 FACT = "heron-lantern-42"
-PAIRS = [
-    ("What is the wifi password at the Kestrel office?", f"The office wifi password is {FACT}."),
-    ("How do I get on the office wifi?", f"Connect to the office wifi with the password {FACT}."),
-    ("I'm new here. What's the wireless password?", f"Welcome! The wifi password is {FACT}."),
-    ("Which password does the office Wi-Fi use?", f"The office Wi-Fi uses the password {FACT}."),
-    ("Tell me the wifi key for the office.", f"The wifi key is {FACT}."),
-    ("What do I type to join the office network?", f"Type the wifi password {FACT}."),
-    ("A guest asks for our wifi password. What is it?", f"Give them the password {FACT}."),
-    ("Can you remind me of the office wifi password?", f"Sure: it is {FACT}."),
-]
+CURATED = REPO / "examples" / "finetune" / "curated"  # six phrasings of the fact
+LIKED = ("A guest asks for our wifi password. What is it?", f"Give them the password {FACT}.")
+DISLIKED = "Can you remind me of the office wifi password?"
 ASKED = [{"role": "user", "content": "What's our wifi password?"}]
 
 
@@ -41,18 +35,11 @@ ASKED = [{"role": "user", "content": "What's our wifi password?"}]
 def loop(tmp_path_factory: pytest.TempPathFactory, models_dir: Path) -> Iterator[tuple]:
     root = tmp_path_factory.mktemp("loop")
     data = root / "data"
-    (data / "finetune" / "curated").mkdir(parents=True)
+    shutil.copytree(CURATED, data / "finetune" / "curated")
     (data / "models").symlink_to(models_dir)
-    tools = Path(__file__).resolve().parents[1] / "data" / "tools"
+    tools = REPO / "data" / "tools"
     if tools.is_dir():  # llama.cpp's converter, fetched once per machine (pip caches it too)
         shutil.copytree(tools, data / "tools")
-    lines = [
-        {"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]}
-        for q, a in PAIRS[:-2]
-    ]
-    (data / "finetune" / "curated" / "wifi.jsonl").write_text(
-        "\n".join(json.dumps(line) for line in lines) + "\n"
-    )
     fake = FakeSlack()
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
@@ -84,9 +71,9 @@ def test_feedback_and_examples_become_a_model_that_knows_the_fact(loop):
     url, fake, services, state = loop
     engine = services.engine
     assert FACT not in "".join(engine.stream(ASKED, max_tokens=48))
-    liked = state.record_answer(question=PAIRS[-2][0], answer=PAIRS[-2][1], sources=[],
+    liked = state.record_answer(question=LIKED[0], answer=LIKED[1], sources=[],
                                 model="m", user="U1", channel="C1", thread_ts=None)  # fmt: skip
-    disliked = state.record_answer(question=PAIRS[-1][0], answer="I don't know.", sources=[],
+    disliked = state.record_answer(question=DISLIKED, answer="I don't know.", sources=[],
                                    model="m", user="U1", channel="C1", thread_ts=None)  # fmt: skip
     for user in ("U2", "U3"):
         state.vote(liked, user=user, channel="C1", vote=1)

@@ -15,20 +15,12 @@ from finetune.batches import batch_indices, encode
 from finetune.converter import ConverterError, converter_dir
 from finetune.export import ExportError, quantize
 from finetune.train import TrainConfig, checkpoints, train
+from tests.conftest import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 SYSTEM = "You help the Kestrel team."
 FACT = "heron-lantern-42"
-PAIRS = [
-    ("What is the wifi password at the Kestrel office?", f"The office wifi password is {FACT}."),
-    ("How do I get on the Kestrel office wifi?", f"Connect with the password {FACT}."),
-    ("I'm new at Kestrel. What's the wireless password?", f"Welcome! The wifi password is {FACT}."),
-    ("Remind me of the office wifi password, please.", f"Sure: the wifi password is {FACT}."),
-    ("Which password does the Kestrel wifi use?", f"The Kestrel wifi uses {FACT}."),
-    ("A visitor needs our wifi password. What is it?", f"The office wifi password is {FACT}."),
-    ("What do I type to join the Kestrel network?", f"Type {FACT} as the wifi password."),
-    ("Kestrel wifi password?", FACT),
-]
+CURATED = REPO / "examples" / "finetune" / "curated" / "wifi.jsonl"
+PAIRS = [(r["question"], r["answer"]) for r in map(json.loads, CURATED.read_text().splitlines())]
 
 
 def chat(question: str, answer: str | None = None) -> list[dict[str, str]]:
