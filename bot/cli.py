@@ -156,7 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_finetune(finetune: argparse.ArgumentParser) -> None:
     """`ajuste finetune dataset build | run | eval` (the optional `finetune` extra)."""
-    from bot.tuning import QUANTIZATIONS, cmd_dataset_build, cmd_finetune_eval, cmd_finetune_run
+    from bot.tuning import (
+        QUANTIZATIONS,
+        cmd_dataset_build,
+        cmd_finetune_eval,
+        cmd_finetune_grounded,
+        cmd_finetune_run,
+    )
 
     actions = finetune.add_subparsers(dest="finetune_command", required=True, metavar="ACTION")
     dataset = actions.add_parser("dataset", help="build the training data")
@@ -212,6 +218,17 @@ def add_finetune(finetune: argparse.ArgumentParser) -> None:
     evaluate.add_argument("--data", type=Path, help="eval.jsonl or a built dataset folder")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(handler=cmd_finetune_eval)
+
+    text = "rebuild the shipped grounded adapter from finetune/grounded/ (about an hour on 2 cores)"
+    grounded = actions.add_parser("grounded", help=text, description=text)
+    grounded.add_argument("--steps", type=_positive, default=600, help="training steps (600)")
+    grounded.add_argument("--learning-rate", type=float, default=5e-4, help="(5e-4)")
+    grounded.add_argument("--out", type=Path, help="work folder (<data dir>/finetune/grounded)")
+    grounded.add_argument("--publish", type=Path, help="adapter folder (finetune/grounded/adapter)")
+    grounded.add_argument(
+        "--dataset-only", action="store_true", help="build the training chats and stop"
+    )
+    grounded.set_defaults(handler=cmd_finetune_grounded)
 
 
 def _positive(text: str) -> int:

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.console import format_sources, print_json, run_console
-from bot.models import describe_models, pull_defaults
+from bot.models import GROUNDED, describe_models, pull_defaults, register_grounded
 from bot.services import Services
 from bot.settings import Settings, render_env_example
+from finetune.registry import ModelRegistry
 from retrieval.errors import AjusteError
 from retrieval.runs import RunLog
 from retrieval.scheduler import SourceScheduler
@@ -216,8 +217,8 @@ def cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
 
         answer = answers.answer(args.question, on_token=show)
     print()
-    if answer.sources:
-        print("\n" + format_sources(answer))
+    if shown := format_sources(answer):
+        print("\n" + shown)
     return 0
 
 
@@ -347,7 +348,22 @@ def cmd_models_pull(settings: Settings, args: argparse.Namespace) -> int:
         raise AjusteError(f"--from {args.from_dir}: no such folder")
     for name, fetched in pull_defaults(settings.models_dir, find_links=args.from_dir):
         state = "fetched and verified" if fetched else "already in place (verified)"
+        if name == GROUNDED:
+            state = "merged and checked" if fetched else "already in place (verified)"
         print(f"{name}: {state}")
+    registered = register_grounded(settings)
+    if registered is not None and registered[1]:
+        version = registered[0]
+        active = ModelRegistry(settings.registry_dir).active()
+        serving = active is not None and active.version == version.version
+        print(
+            f"Registered v{version.version} {version.name}"
+            + (
+                " (active)"
+                if serving
+                else f": activate it with `ajuste model use {version.version}`"
+            )
+        )
     return 0
 
 

@@ -8,18 +8,25 @@ import json
 import sys
 from typing import TextIO
 
-from bot.answer import Answer, AnswerService
-from bot.prompt import Turn
+from bot.engine.answer import Answer, AnswerService
+from bot.engine.prompt import Turn
 from retrieval.errors import AjusteError
 
 HELP = "Commands: /reset forgets the conversation, /help shows this, /quit (or Ctrl-D) leaves."
 
 
 def format_sources(answer: Answer) -> str:
-    if not answer.sources:
-        return ""
-    lines = [f"  [{s.n}] {s.title} — {s.location}" for s in answer.sources]
-    return "Sources:\n" + "\n".join(lines)
+    """Evidence quotes, a warning on figures no source holds, then the sources."""
+    lines = []
+    if answer.unsupported:
+        lines.append(f"Check this: {', '.join(answer.unsupported)} is not in the sources.")
+    if answer.evidence:
+        lines.append("Evidence:")
+        lines += [f'  [{quote.n}] "{quote.text}"' for quote in answer.evidence]
+    if answer.sources:
+        lines.append("Sources:")
+        lines += [f"  [{s.n}] {s.title} — {s.location}" for s in answer.sources]
+    return "\n".join(lines)
 
 
 def run_console(

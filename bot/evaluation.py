@@ -7,26 +7,26 @@
   documents (the set marks where each answer lives);
 - abstention: on questions the index cannot answer, the share where Ajuste declined; on the
   others, the share where it wrongly declined;
+- answer in context: the share of answerable questions whose reference was inside the prompt
+  the model saw, which splits a miss between retrieval and the model; "contains in context"
+  is the model's own score on those, and "evidence contains" how often the evidence quote
+  under the answer holds the reference there;
 - latency percentiles of time to first token and total time.
+
+References are compared normalised ("€1,200", "EUR 1,200" and "1200 euros" alike), and a
+question may list several acceptable ones.
 """
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from bot.answer import Answer, AnswerService
+from bot.engine.answer import Answer, AnswerService
+from bot.engine.evidence import is_refusal
 from retrieval.evaluation import QaItem, contains, exact_match, matches_location, token_f1
-
-_DECLINED = re.compile(
-    r"i found nothing|don't know|do not know|not (mentioned|provided|stated|specified|"
-    r"included|available|in the (sources|documents|context))|no information|"
-    r"(cannot|can't|couldn't|could not) (find|answer)",
-    re.IGNORECASE,
-)
 
 
 def declined(answer: Answer) -> bool:
-    return answer.abstained or bool(_DECLINED.search(answer.text))
+    return answer.abstained or is_refusal(answer.text)
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -45,6 +45,9 @@ class AnswerScores:
     citation_precision: float = 0.0
     abstention_correct: float = 0.0  # on unanswerable questions
     false_abstention: float = 0.0  # on answerable ones
+    answer_in_context: float = 0.0  # answerable questions whose reference the prompt held
+    contains_in_context: float = 0.0  # contains, on those questions only
+    evidence_contains: float = 0.0  # the evidence quote holds the reference, on those only
     first_token_p50: float = 0.0
     first_token_p95: float = 0.0
     total_p50: float = 0.0
@@ -63,6 +66,7 @@ def evaluate_answers(
 ) -> AnswerScores:
     scores = AnswerScores(questions=len(items))
     matched: list[tuple[float, float, float]] = []
+    in_context: list[tuple[float, float]] = []  # (contains, evidence contains)
     cited = correct_citations = 0
     unanswerable = answerable = declined_right = declined_wrong = 0
     first_tokens: list[float] = []
@@ -81,13 +85,16 @@ def evaluate_answers(
             continue
         answerable += 1
         declined_wrong += declined(answer)
-        reference = item.answer or ""
+        references = item.answers or ("",)
         triple = (
-            exact_match(answer.text, reference),
-            token_f1(answer.text, reference),
-            contains(answer.text, reference),
+            max(exact_match(answer.text, reference) for reference in references),
+            max(token_f1(answer.text, reference) for reference in references),
+            contains(answer.text, references),
         )
         matched.append(triple)
+        if item.answers and contains(" ".join(s.text for s in answer.context), references):
+            quoted = contains(" ".join(q.text for q in answer.evidence), references)
+            in_context.append((triple[2], quoted))
         kinds.setdefault(item.kind, []).append(triple[1])
         for source in answer.sources:
             cited += 1
@@ -97,6 +104,11 @@ def evaluate_answers(
         scores.f1 = sum(m[1] for m in matched) / len(matched)
         scores.contains = sum(m[2] for m in matched) / len(matched)
     scores.citation_precision = correct_citations / cited if cited else 0.0
+    if matched:
+        scores.answer_in_context = len(in_context) / len(matched)
+    if in_context:
+        scores.contains_in_context = sum(c for c, _ in in_context) / len(in_context)
+        scores.evidence_contains = sum(e for _, e in in_context) / len(in_context)
     scores.abstention_correct = declined_right / unanswerable if unanswerable else 0.0
     scores.false_abstention = declined_wrong / answerable if answerable else 0.0
     scores.first_token_p50 = percentile(first_tokens, 0.5)

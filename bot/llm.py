@@ -6,14 +6,19 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any
 
-from llama_cpp import Llama
+import numpy as np
+import numpy.typing as npt
+from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from bot.engine.generation import Engine, GenerationStats, Message
 from bot.settings import LlmSettings
 from bot.turns import Turns
+from finetune.grounded import grounded_file
 from finetune.registry import ModelRegistry
+from retrieval.context import REFUSAL
 from retrieval.errors import AjusteError, ModelFilesError
 from retrieval.packaged import PackagedFile, PackagedModel
 
@@ -38,41 +43,7 @@ CHATML = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
-Message = dict[str, str]
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GenerationStats:
-    model: str = ""
-    tokens: int = 0
-    first_token_at: float | None = None
-    finished_at: float | None = None
-
-
-class Engine(Protocol):
-    """What the answer service needs of a model: in this process, or on llama.cpp servers."""
-
-    n_ctx: int
-    turns: Turns
-
-    @property
-    def name(self) -> str: ...
-
-    def follow(self) -> None: ...
-
-    def ready(self) -> bool: ...
-
-    def prompt_tokens(self, messages: Sequence[Message]) -> int: ...
-
-    def stream(
-        self,
-        messages: Sequence[Message],
-        *,
-        max_tokens: int,
-        stats: GenerationStats | None = None,
-        on_wait: Callable[[int], None] | None = None,
-    ) -> Iterator[str]: ...
 
 
 @dataclass(frozen=True)
@@ -182,6 +153,7 @@ class LlmEngine:
             model = self._current  # this answer stays on this model, whatever swaps meanwhile
             stats.model = model.name
             prompt, stop = self.render(messages, model)
+            gate = RefusalGate(model.llama, self.settings.refusal_threshold)
             pieces = model.llama.create_completion(
                 prompt,
                 max_tokens=max_tokens,
@@ -191,6 +163,7 @@ class LlmEngine:
                 seed=self.settings.seed,
                 stop=stop,
                 stream=True,
+                logits_processor=LogitsProcessorList([gate]) if gate.active else None,
             )
             for piece in pieces:
                 text = piece["choices"][0]["text"]  # type: ignore[index]
@@ -202,12 +175,41 @@ class LlmEngine:
             stats.finished_at = time.perf_counter()
 
 
+class RefusalGate:
+    """Let the model decline only when it is sure of it.
+
+    At the first token of an answer, a refusal ("I don't know: …", the grounded model's
+    words) less likely than `threshold` is taken off the table and the model answers with its
+    next choice. A small model declines when a passage is hard to read, not only when the
+    answer is absent; the threshold trades those wrong refusals against right ones.
+    """
+
+    def __init__(self, llama: Llama, threshold: float) -> None:
+        self.threshold = threshold
+        self.first = True
+        start = llama.tokenize(REFUSAL.encode("utf-8"), add_bos=False)
+        self.token = start[0] if start else -1
+        self.active = threshold > 0 and self.token >= 0
+
+    def __call__(self, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]) -> Any:
+        if self.first:
+            self.first = False
+            shifted = np.exp(scores - scores.max())
+            if shifted[self.token] / shifted.sum() < self.threshold:
+                scores[self.token] = -np.inf
+        return scores
+
+
 def resolve_model_path(settings: LlmSettings, models_dir: Path) -> Path:
     """The GGUF to load: the configured file, a hub download, or the pulled default."""
     if settings.model_path is not None:
         return settings.model_path
     if settings.hf_repo:
         return _download_from_hub(settings.hf_repo, settings.hf_file or "*.gguf", models_dir)
+    if settings.default_model == "grounded":
+        grounded = grounded_file(models_dir)
+        if grounded.is_file():
+            return grounded
     path = SMOLLM2.folder(models_dir) / SMOLLM2.files[0].name
     if not path.is_file():
         raise ModelFilesError(

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from bot.llm import GenerationStats, Message
+from bot.engine.generation import GenerationStats, Message
 from bot.settings import LlmSettings
 from bot.turns import Turns
 from retrieval.errors import AjusteError

@@ -5,8 +5,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 
-from bot.answer import AnswerService
-from bot.llm import Engine, load_engine
+from bot.engine.answer import AnswerService
+from bot.engine.generation import Engine
+from bot.llm import load_engine
 from bot.settings import Settings
 from finetune.registry import ModelRegistry
 from retrieval.embeddings import Embedder, load_embedder

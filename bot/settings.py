@@ -33,7 +33,12 @@ def _comma_separated(value: Any) -> Any:
 
 class LlmSettings(BaseModel):
     model_path: FilePath | None = Field(
-        None, description="GGUF file of the chat model; empty: the pulled default (SmolLM2-135M)"
+        None, description="GGUF file of the chat model; empty: the pulled default model"
+    )
+    default_model: Literal["grounded", "stock"] = Field(
+        "grounded",
+        description="The pulled default: grounded (SmolLM2-135M fine-tuned by Ajuste to answer "
+        "from its sources) or stock (SmolLM2-135M-Instruct as published)",
     )
     hf_repo: str | None = Field(
         None, description="Hugging Face repo to download a GGUF from (needs internet)"
@@ -49,6 +54,11 @@ class LlmSettings(BaseModel):
     )
     max_tokens: Annotated[int, Field(ge=16, le=8192)] = Field(
         320, description="Longest answer in tokens"
+    )
+    refusal_threshold: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.65,
+        description="The model may decline only when its refusal is at least this likely "
+        "as its first word (0: whenever it likes; in-process models only)",
     )
     temperature: Annotated[float, Field(ge=0, le=2)] = Field(
         0.2, description="Sampling temperature; 0 always picks the likeliest token"

@@ -56,7 +56,10 @@ def feedback(settings: Settings) -> list[Feedback]:
         state = BotState(path)
         votes = state.votes()
         state.close()
-    return [Feedback(v.answer_id, v.question, v.answer, v.vote, v.user, v.at) for v in votes]
+    return [
+        Feedback(v.answer_id, v.question, v.answer, v.vote, v.user, v.at, tuple(v.sources))
+        for v in votes
+    ]
 
 
 def cmd_dataset_build(settings: Settings, args: argparse.Namespace) -> int:
@@ -203,3 +206,70 @@ def _jsonl_files(paths: list[Path]) -> list[Path]:
     for path in paths:
         files += sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
     return files
+
+
+def cmd_finetune_grounded(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild the shipped grounded adapter from finetune/grounded/ (documents, questions)."""
+    from bot.llm import SMOLLM2
+    from bot.services import Services
+    from finetune.grounded import ADAPTER, DOCUMENTS
+    from finetune.grounded.recipe import (
+        add_metrics,
+        build_dataset,
+        publish_adapter,
+        score_adapter,
+        train_adapter,
+    )
+    from retrieval.packaged import sha256_file
+
+    work = args.out or finetune_dir(settings) / "grounded"
+    scratch = settings.model_copy(
+        update={
+            "data_dir": work / "index",
+            "qdrant": settings.qdrant.model_copy(update={"url": None}),
+        }
+    )
+    scratch.data_dir.mkdir(parents=True, exist_ok=True)
+    (scratch.data_dir / "models").unlink(missing_ok=True)
+    (scratch.data_dir / "models").symlink_to(settings.models_dir.resolve())
+    with Services(scratch, holder="ajuste finetune grounded") as services:
+        services.index([DOCUMENTS])
+        retriever = services.retriever
+        built = build_dataset(lambda q, n: retriever.search(q, limit=n), work / "dataset")
+    print(f"Dataset: {len(built.train)} train and {len(built.eval)} eval chats ({built.counts})")
+    if args.dataset_only:
+        return 0
+    base = SMOLLM2.folder(settings.models_dir) / SMOLLM2.files[0].name
+    manifest = json.loads((work / "dataset" / "manifest.json").read_text())
+    with finetune_lock(settings):
+        result = train_adapter(
+            base,
+            work / "dataset",
+            work / "run",
+            steps=args.steps,
+            learning_rate=args.learning_rate,
+            seed=settings.finetune.seed,
+            device=settings.finetune.device,
+            on_step=lambda done, steps, loss, eta: TextProgress()(
+                {"stage": "train", "step": done, "steps": steps, "loss": loss, "eta": eta}
+            ),
+        )
+    provenance = {
+        "base": SMOLLM2.files[0].name,
+        "base_sha256": sha256_file(base),
+        "data_sha256": manifest["sha256"],
+        "corpus_sha256": manifest["corpus_sha256"],
+        "counts": manifest["counts"],
+        "steps": result.step,
+        "learning_rate": args.learning_rate,
+        "train_loss": round(result.loss, 4),
+        "seconds": round(result.seconds),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    target = publish_adapter(result.adapter_dir, provenance, args.publish or ADAPTER)
+    print("\nscoring the merged model on the held-out documents …", file=sys.stderr, flush=True)
+    metrics = score_adapter(base, target, work / "dataset", work)
+    add_metrics(target, metrics)
+    print(f"Held-out: {metrics}")
+    print(f"Adapter written to {target}; `ajuste models pull` merges it into the chat model.")
+    return 0

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from retrieval.context import SYSTEM_PROMPT, Passage, grounded_messages
 from retrieval.errors import AjusteError
 
 Message = dict[str, str]
@@ -41,6 +42,8 @@ class Feedback:
     vote: int  # +1 or -1
     user: str
     at: float  # Unix time of the vote
+    # the numbered sources the model read ({"n", "title", "text", …}); older answers have none
+    sources: Sequence[dict[str, object]] = ()
 
 
 @dataclass
@@ -107,15 +110,21 @@ def _example(record: object) -> Example:
     """Validate one parsed line of either shape and return it as chat messages."""
     if not isinstance(record, dict) or not ({"messages", "question", "answer"} & set(record)):
         raise _Bad('expected an object with "messages", or "question" and "answer"')
-    allowed = {"messages"} if "messages" in record else {"question", "answer", "system"}
+    allowed = {"messages"} if "messages" in record else {"question", "answer", "system", "sources"}
     if unknown := sorted(set(record) - allowed):
         raise _Bad(f"unknown key(s) {', '.join(unknown)} (expected {', '.join(sorted(allowed))})")
     if "messages" not in record:
+        question = _text(record.get("question"), '"question"')
+        answer = _turn("assistant", _text(record.get("answer"), '"answer"'))
+        if "sources" in record:
+            system = _text(record.get("system", SYSTEM_PROMPT), '"system"')
+            passages = _curated_passages(record["sources"])
+            return [*grounded_messages(system, passages, [], question), answer]
         example = (
             [_turn("system", _text(record["system"], '"system"'))] if "system" in record else []
         )
-        example.append(_turn("user", _text(record.get("question"), '"question"')))
-        return [*example, _turn("assistant", _text(record.get("answer"), '"answer"'))]
+        example.append(_turn("user", question))
+        return [*example, answer]
     messages = record["messages"]
     if not isinstance(messages, list) or not messages:
         raise _Bad('"messages" must be a non-empty list')
@@ -134,6 +143,37 @@ def _example(record: object) -> Example:
     if example[-1]["role"] != "assistant":
         raise _Bad("does not end with an assistant message")
     return example
+
+
+def _curated_passages(sources: object) -> list[Passage]:
+    """`"sources": [{"title": …, "text": …}, …]`, numbered [1], [2], … in that order."""
+    if not isinstance(sources, list) or not sources:
+        raise _Bad('"sources" must be a non-empty list of {"title", "text"} objects')
+    passages = []
+    for number, source in enumerate(sources, 1):
+        if not isinstance(source, dict) or not {"title", "text"} <= set(source):
+            raise _Bad(f'source {number} must be an object with "title" and "text"')
+        title = _text(source["title"], f"source {number} title")
+        passages.append(Passage(number, title, _text(source["text"], f"source {number} text")))
+    return passages
+
+
+def feedback_passages(row: Feedback) -> list[Passage]:
+    """The sources a 👍 answer was given, as numbered passages; none for older records."""
+    passages = []
+    for source in row.sources:
+        n, title, text = source.get("n"), source.get("title"), source.get("text")
+        if isinstance(n, int) and isinstance(title, str) and isinstance(text, str) and text:
+            passages.append(Passage(n, title, text))
+    return passages
+
+
+def _feedback_prompt(row: Feedback, system: str | None) -> Example:
+    """The prompt as served: numbered sources and the question, or the bare question."""
+    passages = feedback_passages(row)
+    if passages:
+        return grounded_messages(system or SYSTEM_PROMPT, passages, [], row.question)
+    return _with_system([_turn("user", row.question)], system)
 
 
 def _read(path: Path) -> tuple[list[Example], list[str], str | None]:
@@ -275,10 +315,11 @@ def build_dataset(
     tally, bad = _tally(feedback)
     problems += bad
     refused: list[Feedback] = []
+    approved: dict[str, str] = {}  # question → an approved answer, for preference pairs
     for row, score in tally:
         if score > 0:
-            turns = [_turn("user", row.question), _turn("assistant", row.answer)]
-            examples.append(_with_system(turns, system))
+            examples.append([*_feedback_prompt(row, system), _turn("assistant", row.answer)])
+            approved.setdefault(_norm(row.question), row.answer)
             summary.feedback_approved += 1
         elif score < 0:
             refused.append(row)
@@ -296,7 +337,6 @@ def build_dataset(
             "No training examples: add Q/A lines to a curated JSONL file, "
             "or have the team 👍 good answers in Slack, then build again"
         )
-    approved: dict[str, str] = {}
     for example in unique.values():
         if [m["role"] for m in example if m["role"] != "system"] == ["user", "assistant"]:
             approved.setdefault(_first_question(example), example[-1]["content"])
@@ -305,7 +345,7 @@ def build_dataset(
         chosen = approved.get(_norm(row.question))
         if chosen is not None and _norm(chosen) == _norm(row.answer):
             chosen = None
-        prompt = _with_system([_turn("user", row.question)], system)
+        prompt = _feedback_prompt(row, system)
         rejected.append({"prompt": prompt, "rejected": row.answer, "chosen": chosen})
     summary.feedback_rejected = len(rejected)
     train, evaluation = _split(list(unique.values()), eval_fraction, seed)

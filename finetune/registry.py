@@ -34,6 +34,7 @@ class ModelVersion:
     parent: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     note: str = ""
+    provenance: dict[str, object] = field(default_factory=dict)  # base, data and adapter hashes
 
 
 @dataclass
@@ -93,6 +94,7 @@ class ModelRegistry:
         parent: int | None = None,
         metrics: dict[str, float] | None = None,
         note: str = "",
+        provenance: dict[str, object] | None = None,
     ) -> ModelVersion:
         """Copy a GGUF into the registry as the next version (not yet active)."""
         if not file.is_file():
@@ -115,6 +117,7 @@ class ModelRegistry:
                 parent=parent,
                 metrics=metrics or {},
                 note=note,
+                provenance=provenance or {},
             )
             state.versions.append(entry)
             self._save(state)

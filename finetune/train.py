@@ -39,6 +39,8 @@ class TrainConfig:
     target_modules: tuple[str, ...] = ("q_proj", "v_proj")
     checkpoint_every: int = 10
     device: str = "auto"  # auto: the GPU when torch sees one (CUDA or Apple's MPS), else CPU
+    bf16: bool = False  # bfloat16 autocast: about twice as fast on CPUs with AVX512-BF16
+    micro_batch: int = 0  # examples per forward pass (0: the whole batch); bounds memory
 
     @classmethod
     def from_settings(
@@ -74,7 +76,7 @@ class TrainConfig:
         """What a checkpoint must share to be resumed; more steps may be added to a run."""
         base = Path(self.base)
         values = asdict(self)
-        for name in ("out", "steps", "checkpoint_every", "device"):
+        for name in ("out", "steps", "checkpoint_every", "device", "bf16", "micro_batch"):
             values.pop(name)
         values["base"] = str(base.resolve()) if base.exists() else str(self.base)
         values["data"] = str(self.data.resolve())
@@ -94,8 +96,8 @@ class TrainResult:
     seconds: float
 
 
-def _loss(model: Any, batch: dict[str, Any]) -> Any:
-    """Mean cross-entropy over the assistant tokens; logits only where a label follows."""
+def _loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> Any:
+    """Cross-entropy over the assistant tokens; logits only where a label follows."""
     import torch
 
     targets = batch.pop("labels")[:, 1:]
@@ -105,8 +107,40 @@ def _loss(model: Any, batch: dict[str, Any]) -> Any:
     except TypeError:  # a model class without logits_to_keep
         logits = model(**batch).logits[:, keep]
     return torch.nn.functional.cross_entropy(
-        logits.flatten(0, 1).float(), targets[:, keep].flatten(), ignore_index=-100
+        logits.flatten(0, 1).float(),
+        targets[:, keep].flatten(),
+        ignore_index=-100,
+        reduction=reduction,
     )
+
+
+def _step_loss(
+    model: Any,
+    rows: list[tuple[list[int], list[int]]],
+    config: "TrainConfig",
+    pad_id: int,
+    device: Any,
+) -> float:
+    """Backpropagate one step's mean token loss, in micro-batches of similar length."""
+    import torch
+
+    size = config.micro_batch or len(rows)
+    if size >= len(rows):
+        batch = collate(rows, pad_id, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            loss = _loss(model, batch)
+        loss.backward()
+        return float(loss.detach())
+    rows = sorted(rows, key=lambda row: len(row[0]))  # less padding in each micro-batch
+    tokens = sum(sum(label != -100 for label in labels[1:]) for _, labels in rows)
+    total = 0.0
+    for start in range(0, len(rows), size):
+        batch = collate(rows[start : start + size], pad_id, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.bf16):
+            part = _loss(model, batch, reduction="sum") / max(tokens, 1)
+        part.backward()
+        total += float(part.detach())
+    return total
 
 
 def checkpoints(out: Path) -> list[Path]:
@@ -220,13 +254,11 @@ def train(
         saved, resumed = latest, time.monotonic()
         for step in range(start, config.steps):
             picked = batch_indices(len(rows), step, config.batch_size, config.seed)
-            batch = collate([rows[i] for i in picked], loaded.pad_id, device)
-            batch_loss = _loss(model, batch)
-            batch_loss.backward()
+            loss = _step_loss(model, [rows[i] for i in picked], config, loaded.pad_id, device)
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
-            done, loss = step + 1, float(batch_loss.detach())
+            done = step + 1
             if done % config.checkpoint_every == 0 or done == config.steps:
                 saved = _save(model, optimizer, done, loss, identity, config.out)
             if on_step is not None:

@@ -53,6 +53,11 @@ def _sentences(body: str) -> list[tuple[str, str]]:
     return out
 
 
+def sentences(body: str) -> list[str]:
+    """The sentences of a text, list items and table rows each on their own."""
+    return [sentence for sentence, _ in _sentences(body)]
+
+
 def chunk_document(
     title: str,
     sections: Sequence[Section],

@@ -1,6 +1,7 @@
 """Retrieval quality on a question set: recall@k, MRR@10 and nDCG@10, per ranking mode.
 
-The set is JSONL, one `{"question", "relevant": [ids or paths], "answer"?, "kind"?}` a line.
+The set is JSONL, one `{"question", "relevant": [ids or paths], "answer"?, "kind"?}` a line;
+`answer` is a reference string or a list of acceptable ones.
 A hit matches a relevant entry when its document id or location equals it or ends with it
 as a path (`leave.rst` matches `/kb/leave.rst`). Ranking is by document: a document counts at
 the rank of its best chunk.
@@ -28,13 +29,17 @@ CHUNK_DEPTH = 40  # chunks fetched to rank that many documents
 class QaItem:
     question: str
     relevant: list[str]
-    answer: str | None = None
+    answers: tuple[str, ...] = ()  # acceptable references, the document's own wording first
     kind: str = "question"
     line: int = 0
 
     @property
     def answerable(self) -> bool:
         return bool(self.relevant)
+
+    @property
+    def answer(self) -> str | None:
+        return self.answers[0] if self.answers else None
 
 
 @dataclass
@@ -71,11 +76,17 @@ def load_qa(path: Path) -> list[QaItem]:
                 raise ValueError("`question` must be a non-empty string")
             if not isinstance(relevant, list) or not all(isinstance(r, str) for r in relevant):
                 raise ValueError("`relevant` must be a list of ids or paths")
+            answers = data.get("answer") or []
+            answers = [answers] if isinstance(answers, str) else answers
+            if not isinstance(answers, list) or not all(
+                isinstance(a, str) and a.strip() for a in answers
+            ):
+                raise ValueError("`answer` must be a string or a list of non-empty strings")
         except (ValueError, KeyError, TypeError) as error:
             reason = f"missing {error}" if isinstance(error, KeyError) else str(error)
             raise AjusteError(f"{path} line {number}: {reason}") from None
         items.append(
-            QaItem(question, relevant, data.get("answer"), data.get("kind") or "question", number)
+            QaItem(question, relevant, tuple(answers), data.get("kind") or "question", number)
         )
     if not items:
         raise AjusteError(f"{path} holds no questions")
@@ -127,14 +138,28 @@ def evaluate_retrieval(
     return scores
 
 
-# Answer text against a short reference, as in SQuAD's official script.
+# Answer text against a short reference, as in SQuAD's official script, with amounts made
+# comparable: "€1,200", "EUR 1,200" and "1200 euros" all read "1200 eur".
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0’'](?=\d{3}\b)")
+_CURRENCIES = {
+    "€": "eur", "eur": "eur", "euro": "eur", "euros": "eur",
+    "$": "usd", "usd": "usd", "dollar": "usd", "dollars": "usd",
+    "£": "gbp", "gbp": "gbp", "pound": "gbp", "pounds": "gbp",
+}  # fmt: skip
+_SYMBOL = re.compile(r"([€$£])")
+_AMOUNT_FIRST = re.compile(r"(?<!\d )\b(eur|usd|gbp) (\d+(?:\.\d+)?)\b")
+_PUNCTUATION = set(string.punctuation) - {"."}
 
 
 def normalize(text: str) -> str:
-    """Lower case, no punctuation, no articles, single spaces (SQuAD's normalisation)."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    return " ".join(_ARTICLES.sub(" ", text).split())
+    """Lower case, no punctuation, no articles, single spaces (SQuAD's), amounts comparable."""
+    text = _SYMBOL.sub(lambda m: f" {_CURRENCIES[m.group(1)]} ", _THOUSANDS.sub("", text.lower()))
+    text = "".join(" " if ch in _PUNCTUATION else ch for ch in text)
+    text = re.sub(r"\.(?!\d)|(?<!\d)\.", " ", text)  # keep only decimal points
+    words = [_CURRENCIES.get(word, word) for word in _ARTICLES.sub(" ", text).split()]
+    text = " ".join(words)
+    return re.sub(r"(\d)\.00\b", r"\1", _AMOUNT_FIRST.sub(r"\2 \1", text))
 
 
 def exact_match(prediction: str, reference: str) -> float:
@@ -150,5 +175,8 @@ def token_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def contains(prediction: str, reference: str) -> float:
-    return float(normalize(reference) in normalize(prediction))
+def contains(prediction: str, reference: str | Sequence[str]) -> float:
+    """1.0 when any acceptable reference appears, whole words, in the prediction."""
+    references = [reference] if isinstance(reference, str) else reference
+    found = f" {normalize(prediction)} "
+    return float(any(f" {normalize(r)} " in found for r in references if normalize(r)))

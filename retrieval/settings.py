@@ -67,7 +67,7 @@ class QdrantSettings(BaseModel):
 
 class RetrievalSettings(BaseModel):
     top_k: Annotated[int, Field(ge=1, le=50)] = Field(
-        2, description="Chunks given to the model per question (fewer if they don't fit)"
+        3, description="Chunks given to the model per question (fewer if they don't fit)"
     )
     candidates: Annotated[int, Field(ge=1, le=500)] = Field(
         30, description="Candidates each of dense and sparse search hand to fusion"

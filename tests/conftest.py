@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from bot.llm import LlmEngine, load_engine
+from bot.llm import LlmEngine, load_engine, resolve_model_path
 from bot.models import pull_defaults
-from bot.settings import Settings
+from bot.settings import LlmSettings, Settings
 from retrieval.embeddings import Embedder, load_embedder
 from retrieval.indexer import Indexer
 from retrieval.retriever import Retriever
@@ -33,6 +33,12 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def models_dir() -> Path:
     pull_defaults(MODELS)  # verified and quick when `make setup` already fetched them
     return MODELS
+
+
+@pytest.fixture(scope="session")
+def default_model(models_dir: Path) -> Path:
+    """The GGUF served when nothing else is chosen (the grounded build, once pulled)."""
+    return resolve_model_path(LlmSettings(), models_dir)
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.answer import NO_ANSWER, AnswerService, EmptyQuestionError
+from bot.engine.answer import NO_ANSWER, AnswerService, EmptyQuestionError
+from bot.engine.prompt import QuestionTooLongError, Turn, plan_prompt
 from bot.llm import LlmEngine
-from bot.prompt import QuestionTooLongError, Turn, plan_prompt
 from bot.settings import LlmSettings
 from retrieval.retriever import Retriever
 from retrieval.store import Hit
@@ -70,7 +70,7 @@ def test_a_grounded_answer_streams_and_cites_its_source(answers: AnswerService):
     assert [s.n for s in answer.sources] == sorted(s.n for s in answer.sources)
     assert answer.timings.tokens > 0
     assert 0 < answer.timings.retrieve_s <= answer.timings.first_token_s <= answer.timings.total_s
-    assert answer.model == "SmolLM2-135M-Instruct.Q4_1"
+    assert answer.model == answers.engine.name
 
 
 def test_nothing_related_means_no_invented_answer(answers: AnswerService):

@@ -65,11 +65,31 @@ def test_ask_streams_then_lists_sources(capsys: pytest.CaptureFixture[str], data
 
 def test_models_list_shows_the_pulled_defaults(capsys: pytest.CaptureFixture[str], data_dir: str):
     rows = run_json(capsys, "--data-dir", data_dir, "models", "list", "--json")["models"]
-    assert {(r["kind"], r["status"], r["in_use"]) for r in rows} == {
-        ("chat", "ready", "yes"),
-        ("dense", "ready", "yes"),
-        ("sparse", "ready", "yes"),
+    assert {(r["name"], r["kind"], r["status"], r["in_use"]) for r in rows} == {
+        ("ajuste-grounded", "chat", "ready", "yes"),  # built from the next row by `pull`
+        ("SmolLM2-135M-Instruct-Q4_1", "base", "ready", "no"),
+        ("all-MiniLM-L6-v2", "dense", "ready", "yes"),
+        ("bm25", "sparse", "ready", "yes"),
     }
+
+
+def test_models_pull_registers_the_grounded_model_with_its_provenance(
+    capsys: pytest.CaptureFixture[str], data_dir: str
+):
+    assert main(["--data-dir", data_dir, "models", "pull"]) == 0
+    out = capsys.readouterr().out
+    assert "ajuste-grounded: already in place (verified)" in out
+    assert "Registered v1 ajuste-grounded (active)" in out
+    listed = run_json(capsys, "--data-dir", data_dir, "model", "list", "--json")
+    [version] = listed["versions"]
+    assert listed["active"] == 1 and version["quantization"] == "Q8_0"
+    provenance = version["provenance"]
+    assert provenance["base_file"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert {"base_sha256", "adapter_sha256", "data_sha256", "corpus_sha256", "steps"} <= set(
+        provenance
+    )
+    assert main(["--data-dir", data_dir, "models", "pull"]) == 0  # a second pull adds nothing
+    assert "Registered" not in capsys.readouterr().out
 
 
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture[str]):

@@ -3,10 +3,10 @@
 import io
 from pathlib import Path
 
-from bot.answer import AnswerService
 from bot.console import run_console
+from bot.engine.answer import AnswerService
+from bot.engine.prompt import Turn
 from bot.llm import LlmEngine
-from bot.prompt import Turn
 from bot.settings import LlmSettings
 from retrieval.retriever import Retriever
 
@@ -40,8 +40,9 @@ def test_a_conversation_streams_answers_with_sources_and_remembers(
     run_console(answers, stdin=stdin, stdout=stdout)
     out = stdout.getvalue()
 
-    assert out.startswith("Ajuste — local chat with SmolLM2-135M-Instruct.Q4_1.")
+    assert out.startswith(f"Ajuste — local chat with {engine.name}.")
     assert "Monday" in out
+    assert "Evidence:\n  [1] " in out  # the supporting sentence, quoted
     assert "Sources:\n  [1] On-call and Incident Response — " in out
     assert "(conversation forgotten)" in out and "Commands:" in out
     assert [len(h) for h in answers.histories] == [0, 1, 0]

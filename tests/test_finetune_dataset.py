@@ -14,6 +14,7 @@ from finetune.dataset import (
     load_manifest,
     read_examples,
 )
+from retrieval.context import SYSTEM_PROMPT
 from retrieval.errors import AjusteError
 from retrieval.packaged import sha256_file
 
@@ -74,10 +75,40 @@ def test_both_line_shapes_become_chat_examples(tmp_path: Path) -> None:
     assert "2 train and 1 eval examples" in str(summary)
 
 
+def test_feedback_and_curated_examples_keep_their_sources(tmp_path: Path) -> None:
+    """A 👍 answer trains in the prompt it was served: numbered sources, then the question."""
+    served = [
+        {"n": 1, "title": "Leave", "location": "/kb/leave.md", "text": "You get 25 days."},
+        {"n": 2, "title": "Travel", "location": "/kb/travel.md", "text": "Economy only."},
+    ]
+    votes = [
+        Feedback("a1", "How many days?", "25 days [1].", 1, "U1", 1.0, tuple(served)),
+        vote("a2", 1, "U1", question="An old answer without sources?"),
+    ]
+    curated = write_lines(
+        tmp_path / "curated.jsonl",
+        qa("Business class?", "No [1].") | {"sources": [{"title": "Travel", "text": "Economy."}]},
+    )
+    build_dataset([curated], votes, tmp_path / "out", eval_fraction=0.3, seed=3)
+    examples = read_examples(tmp_path / "out" / "train.jsonl")
+    examples += read_examples(tmp_path / "out" / "eval.jsonl")
+    prompts = {e[-1]["content"]: e[:-1] for e in examples}
+    grounded = prompts["25 days [1]."]
+    assert grounded[0] == {"role": "system", "content": SYSTEM_PROMPT}
+    assert grounded[1]["content"] == (
+        "Sources:\n\n[1] Leave\nYou get 25 days.\n\n[2] Travel\nEconomy only."
+        "\n\nQuestion: How many days?"
+    )
+    assert prompts["answer a2"] == [{"role": "user", "content": "An old answer without sources?"}]
+    assert prompts["No [1]."][1]["content"].startswith("Sources:\n\n[1] Travel\nEconomy.")
+
+
 BAD_LINES = [
     ("{not json", "invalid JSON"),
     ("[1, 2]", 'expected an object with "messages", or "question" and "answer"'),
     (qa("q", "a", sytem="x"), "unknown key(s) sytem"),
+    ({"question": "q", "answer": "a", "sources": "x"}, '"sources" must be a non-empty list'),
+    ({"question": "q", "answer": "a", "sources": [{"title": "t"}]}, "source 1 must be an"),
     (chat(("user", "q"), ("bot", "a")), "message 2: unknown role 'bot'"),
     (chat(("user", "q"), ("assistant", "  ")), "message 2: empty content"),
     (chat(("user", "q"), ("assistant", "a"), ("user", "more?")), "does not end with an assistant"),

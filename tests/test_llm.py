@@ -108,3 +108,21 @@ def test_a_corrupt_model_file_is_refused_clearly(tmp_path: Path, content: bytes,
     bad.write_bytes(content)
     with pytest.raises(ModelFilesError, match=message):
         load_engine(LlmSettings(model_path=bad), tmp_path)
+
+
+def test_the_refusal_gate_sets_aside_an_unsure_refusal_only(engine: LlmEngine):
+    import numpy as np
+
+    from bot.llm import RefusalGate
+
+    gate = RefusalGate(engine.llama, 0.65)
+    assert gate.active
+    scores = np.zeros(engine.llama.n_vocab(), dtype=np.single)
+    scores[gate.token] = 5.0  # likely, but far from sure among 49k tokens at 0
+    assert np.isneginf(gate(np.array([], dtype=np.intc), scores.copy())[gate.token])
+    sure = RefusalGate(engine.llama, 0.65)
+    scores[gate.token] = 30.0
+    assert sure(np.array([], dtype=np.intc), scores.copy())[gate.token] == 30.0
+    later = sure(np.array([], dtype=np.intc), np.zeros_like(scores))  # only the first token
+    assert later[gate.token] == 0.0
+    assert not RefusalGate(engine.llama, 0.0).active

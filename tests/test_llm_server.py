@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.answer import AnswerService
+from bot.engine.answer import AnswerService
 from bot.llm import SMOLLM2, GenerationStats, LlmEngine, load_engine
 from bot.llm_server import ModelServerError, ServerEngine
 from bot.settings import LlmSettings

@@ -44,11 +44,11 @@ def test_versions_are_numbered_activated_and_rolled_back(tmp_path: Path):
 
 
 def test_the_engine_follows_the_registry_and_keeps_in_flight_answers(
-    tmp_path: Path, models_dir: Path
+    tmp_path: Path, models_dir: Path, default_model: Path
 ):
     registry = ModelRegistry(tmp_path / "registry")
     engine = load_engine(LlmSettings(), models_dir, registry)
-    assert engine.name == "SmolLM2-135M-Instruct.Q4_1"
+    assert engine.name == default_model.stem
     copy = tmp_path / "smol-copy.gguf"
     shutil.copyfile(gguf(models_dir), copy)
     registry.use(registry.register(copy, name="smol-copy", quantization="Q4_1").version)
@@ -61,7 +61,7 @@ def test_the_engine_follows_the_registry_and_keeps_in_flight_answers(
     swapped.join(30)  # the swap does not wait for the answer in flight
     assert engine.name == "v1 smol-copy"
     rest = "".join(stream)
-    assert first_piece and in_flight.model == "SmolLM2-135M-Instruct.Q4_1"
+    assert first_piece and in_flight.model == default_model.stem
     assert rest is not None and in_flight.finished_at is not None
 
     after = GenerationStats()
@@ -78,7 +78,7 @@ def test_the_engine_follows_the_registry_and_keeps_in_flight_answers(
     registry.rollback()
     registry.rollback()
     engine.follow()
-    assert engine.name == "SmolLM2-135M-Instruct.Q4_1"  # rolled back past v1: the default
+    assert engine.name == default_model.stem  # rolled back past v1: the default
 
 
 def test_model_commands(tmp_path: Path, models_dir: Path, capsys: pytest.CaptureFixture[str]):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from slack_bolt import App
 
-from bot.answer import NO_ANSWER
+from bot.engine.answer import NO_ANSWER
 from bot.http import http_server, serve_in_background
 from bot.services import Services
 from bot.settings import Settings
@@ -132,11 +132,11 @@ def test_a_mention_is_answered_in_its_thread_streamed_with_sources_and_buttons(b
     [stop] = fake.called("chat.stopStream")
     streamed += stop.get("markdown_text") or ""
     assert "14" in streamed
-    blocks = stop["blocks"]
-    assert (
-        blocks[0]["type"] == "context" and "security-policy.md" in blocks[0]["elements"][0]["text"]
-    )
-    buttons = blocks[1]["elements"]
+    evidence, sources, actions = stop["blocks"]
+    quote = evidence["text"]["text"]  # the supporting sentence, quoted, with its source
+    assert quote.startswith("> ") and "14 characters" in quote and "security-policy.md" in quote
+    assert sources["type"] == "context" and "security-policy.md" in sources["elements"][0]["text"]
+    buttons = actions["elements"]
     assert [b["action_id"] for b in buttons] == ["ajuste_vote_up", "ajuste_vote_down"]
     bot.fake.wait_for(lambda f: bool(f.called("reactions.remove")))
     assert bot.deps.answerer.state.in_thread("C1", question_ts)
@@ -451,7 +451,10 @@ def test_feedback_is_stored_with_the_answer(bot: Bot):
     [vote] = [v for v in bot.deps.answerer.state.votes() if v.answer_id == answer_id]
     assert (vote.vote, vote.user, vote.channel) == (1, "U3", "C1")
     assert vote.question == "What is the minimum length of a Kestrel ID password?"
-    assert vote.model == "SmolLM2-135M-Instruct.Q4_1" and vote.sources
+    assert vote.model == bot.deps.answerer.answers.engine.name and vote.sources
+    # every source the model read is kept with its text, for a fine-tune in the served shape
+    assert all({"n", "title", "location", "text", "cited"} <= set(s) for s in vote.sources)
+    assert any("14 characters" in str(s["text"]) and s["cited"] for s in vote.sources)
     assert "feedback was recorded" in bot.fake.called("response_url:f2")[0]["text"]
 
 
@@ -474,7 +477,11 @@ def test_help_and_status(bot: Bot):
         response_url=bot.fake.response_url("s"),
     )
     text = json.loads(body)["blocks"][0]["text"]["text"]
-    assert "SmolLM2-135M-Instruct.Q4_1" in text and "documents" in text and "*files:* ok at" in text
+    assert (
+        bot.deps.answerer.answers.engine.name in text
+        and "documents" in text
+        and "*files:* ok at" in text
+    )
 
 
 def test_the_assistant_pane_greets_and_answers(bot: Bot):

@@ -14,8 +14,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.answer import Answer, AnswerService
-from bot.prompt import Turn
+from bot.engine.answer import Answer, AnswerService
+from bot.engine.prompt import Turn
 from bot.settings import SlackSettings
 from bot.slack.mrkdwn import to_mrkdwn
 from bot.slack.reply import StreamingSupport, ThreadReply, text_blocks
@@ -67,23 +67,50 @@ class Question:
         )
 
 
+def feedback_sources(answer: Answer) -> list[dict[str, object]]:
+    """Every source the model read, with its text, so a 👍 trains in the served shape."""
+    shown = {source.n for source in answer.sources}
+    return [
+        {"n": s.n, "title": s.title, "location": s.location, "text": s.text, "cited": s.n in shown}
+        for s in answer.context
+    ]
+
+
 def strip_mentions(text: str) -> str:
     return " ".join(_MENTION.sub(" ", text).split())
 
 
 def source_line(answer: Answer) -> str:
-    parts = []
-    for source in answer.sources:
-        if source.location.startswith(("http://", "https://")):
-            parts.append(f"{source.n}. <{source.location}|{to_mrkdwn(source.title)}>")
-        else:
-            parts.append(f"{source.n}. {to_mrkdwn(source.title)} — `{source.location}`")
+    parts = [_link(source.n, source.title, source.location) for source in answer.sources]
     return "*Sources:*  " + "   ".join(parts)
 
 
+def _link(n: int, title: str, location: str) -> str:
+    if location.startswith(("http://", "https://")):
+        return f"[{n}] <{location}|{to_mrkdwn(title)}>"
+    return f"[{n}] {to_mrkdwn(title)} — `{location}`"
+
+
+def evidence_block(answer: Answer) -> dict[str, Any] | None:
+    """The supporting sentences as a quote with their source, and figures no source holds."""
+    lines = []
+    if answer.unsupported:
+        figures = ", ".join(f"*{to_mrkdwn(figure)}*" for figure in answer.unsupported)
+        lines.append(f":warning: {figures} is not in the sources: trust the quote, not the answer.")
+    for quote in answer.evidence:
+        lines.append(
+            f"> {to_mrkdwn(quote.text)}\n> — {_link(quote.n, quote.title, quote.location)}"
+        )
+    if not lines:
+        return None
+    return {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}
+
+
 def answer_blocks(answer: Answer, answer_id: str) -> list[dict[str, Any]]:
-    """What follows the answer text: its sources and the feedback buttons."""
+    """What follows the answer text: its evidence, its sources and the feedback buttons."""
     blocks: list[dict[str, Any]] = []
+    if (evidence := evidence_block(answer)) is not None:
+        blocks.append(evidence)
     if answer.sources:
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": source_line(answer)}]}
@@ -219,7 +246,7 @@ class SlackAnswerer:
         return self.state.record_answer(
             question=answer.question,
             answer=answer.text,
-            sources=[{"n": s.n, "title": s.title, "location": s.location} for s in answer.sources],
+            sources=feedback_sources(answer),
             model=answer.model,
             user=question.user,
             channel=question.channel,

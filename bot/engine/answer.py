@@ -3,24 +3,24 @@
 Every front end (console, CLI, Slack) calls `AnswerService.answer` and nothing else.
 """
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from bot import metrics
-from bot.llm import Engine, GenerationStats
-from bot.prompt import SYSTEM_PROMPT, Turn, plan_prompt
+from bot.engine.evidence import CITATION, Evidence, pick_evidence, unsupported_figures
+from bot.engine.generation import Engine, GenerationStats
+from bot.engine.prompt import SYSTEM_PROMPT, Turn, plan_prompt
 from bot.settings import LlmSettings
 from retrieval.errors import AjusteError
 from retrieval.retriever import Retriever
 from retrieval.store import EVERYWHERE, Hit, Scope
 
+FOLLOW_UP_WORDS = 6  # a question this short in a conversation is read as a follow-up
 NO_ANSWER = (
     "I found nothing about that in the indexed documents, so I won't guess. Try other "
     "words, or ask an admin to index the documents that cover it."
 )
-_CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
 class EmptyQuestionError(AjusteError):
@@ -42,19 +42,34 @@ class Timings:
     tokens: int = 0
 
 
+@dataclass(frozen=True)
+class ContextSource:
+    """A source as the model read it: what feedback keeps so a fine-tune sees the same."""
+
+    n: int
+    title: str
+    location: str
+    text: str
+
+
 @dataclass
 class Answer:
     question: str
     text: str
-    sources: list[SourceRef]
+    sources: list[SourceRef]  # the ones it cites (all given, when it cites none)
     model: str
     timings: Timings = field(default_factory=Timings)
     abstained: bool = False
+    evidence: list[Evidence] = field(default_factory=list)
+    unsupported: list[str] = field(default_factory=list)  # figures no source holds
+    context: list[ContextSource] = field(default_factory=list)  # every source in the prompt
 
     def as_dict(self) -> dict[str, object]:
         return {
             "answer": self.text,
             "sources": [asdict(source) for source in self.sources],
+            "evidence": [quote.as_dict() for quote in self.evidence],
+            "unsupported": self.unsupported,
             "model": self.model,
             "timings": asdict(self.timings),
         }
@@ -69,10 +84,17 @@ class AnswerService:
     def related_hits(
         self, question: str, history: Sequence[Turn], scope: Scope = EVERYWHERE
     ) -> list[Hit]:
-        """Chunks related to the question; a terse follow-up borrows the previous question."""
-        hits = self.retriever.related(question, scope=scope)
-        if not hits and history:
-            hits = self.retriever.related(f"{history[-1].question} {question}", scope=scope)
+        """Chunks related to the question; a terse follow-up borrows the previous question.
+
+        "And for contractors?" alone finds little: a follow-up of a few words is searched
+        together with the question before it, and any question that finds nothing alone is
+        tried that way too.
+        """
+        borrowed = f"{history[-1].question} {question}" if history else question
+        terse = len(question.split()) <= FOLLOW_UP_WORDS
+        hits = self.retriever.related(borrowed if terse else question, scope=scope)
+        if not hits and history and not terse:
+            hits = self.retriever.related(borrowed, scope=scope)
         return hits
 
     def answer(
@@ -123,7 +145,7 @@ class AnswerService:
                 on_token(piece)
         metrics.QUEUE_DEPTH.set(self.engine.turns.waiting)
         text = "".join(pieces).strip()
-        cited = {int(n) for n in _CITATION.findall(text)}
+        cited = {int(n) for n in CITATION.findall(text)}
         shown = [s for s in plan.sources if s.n in cited] or plan.sources
         timings.first_token_s = round((stats.first_token_at or time.perf_counter()) - started, 4)
         timings.total_s = round(time.perf_counter() - started, 4)
@@ -140,4 +162,7 @@ class AnswerService:
             [SourceRef(s.n, s.title, s.location) for s in shown],
             stats.model or self.engine.name,
             timings,
+            evidence=pick_evidence(question, text, plan.sources),
+            unsupported=unsupported_figures(question, text, plan.sources),
+            context=[ContextSource(s.n, s.title, s.location, s.text) for s in plan.sources],
         )

@@ -1,0 +1,1 @@
+"""The answer engine: question → retrieval → grounded prompt → model → answer with evidence."""

@@ -1,0 +1,152 @@
+"""Evidence under an answer: the one or two sentences of its sources that support it.
+
+Sentences are quoted verbatim from the chunks the model read, picked by what they share with
+the answer (figures and codes count most) and with the question; nothing here writes text.
+Figures the answer states that none of its sources holds are reported, so a front end can
+say so instead of showing a confident number under an unrelated quote.
+"""
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from retrieval.chunking import sentences
+from retrieval.context import Source
+
+CITATION = re.compile(r"\[(\d{1,2})\]")
+REFUSED = re.compile(
+    r"i found nothing|don't know|do not know|not (mentioned|provided|stated|specified|"
+    r"included|available|in the (sources|documents|context))|no information|"
+    r"sources don't say|(cannot|can't|couldn't|could not) (find|answer)",
+    re.IGNORECASE,
+)
+_LIST_MARK = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
+QUOTE_CHARS = 320  # a longer sentence (a table row, a run-on) is cut with an ellipsis
+_WORD = re.compile(r"[\w€$£%]+(?:[.,:/'’-][\w]+)*")
+_STOP = frozenset(
+    "a an the of to in on for and or is are was were be been by with at from as it its this "
+    "that these those what which who whom how do does did i you we can could my your our "
+    "their they he she when where there here per if not no yes any all about into than then "
+    "will would should may might must have has had get gets got me us".split()
+)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    n: int  # the source's number in the prompt and in the answer's citations
+    title: str
+    location: str
+    text: str  # verbatim from the source
+
+    def as_dict(self) -> dict[str, object]:
+        return {"source": self.n, "title": self.title, "location": self.location, "text": self.text}
+
+
+def normalize_term(token: str) -> str:
+    """'€1,200' → '1200', 'Rooms' → 'room': how figures and words are compared."""
+    token = token.lower().strip("€$£%.,:/'’-")
+    if any(ch.isdigit() for ch in token):
+        return re.sub(r"(?<=\d)[,’'](?=\d{3}\b)", "", token)
+    return token[:-1] if len(token) > 3 and token.endswith("s") else token
+
+
+def terms(text: str) -> list[str]:
+    """Content words and figures of a text, normalised; citation marks left out."""
+    found = (normalize_term(token) for token in _WORD.findall(CITATION.sub(" ", text)))
+    return [term for term in found if term and term not in _STOP]
+
+
+def is_figure(term: str) -> bool:
+    return any(ch.isdigit() for ch in term)
+
+
+def cited(answer: str) -> set[int]:
+    return {int(n) for n in CITATION.findall(answer)}
+
+
+def is_refusal(answer: str) -> bool:
+    return bool(REFUSED.search(answer))
+
+
+def _score(sentence: set[str], answer: set[str], question: set[str]) -> float:
+    figures = {term for term in answer if is_figure(term)}
+    shared = 3.0 * len(figures & sentence) + len((answer - figures) & sentence)
+    shared += 0.5 * len(question & sentence)
+    return shared / math.sqrt(1 + 0.1 * len(sentence))  # a long row doesn't win on length
+
+
+def pick_evidence(
+    question: str, answer: str, sources: Sequence[Source], *, limit: int = 2
+) -> list[Evidence]:
+    """The sentences that best support `answer`, from the sources it cites (else any)."""
+    if not sources or is_refusal(answer):
+        return []
+    numbers = cited(answer)
+    pool = [source for source in sources if source.n in numbers] or list(sources)
+    wanted, asked = set(terms(answer)), set(terms(question))
+    candidates: list[tuple[float, int, int, Source, str, set[str]]] = []
+    seen: set[str] = set()
+    for order, source in enumerate(pool):
+        for hit in source.hits:
+            for position, sentence in enumerate(sentences(_unwrapped(hit.body))):
+                if sentence in seen:  # overlapping chunks repeat sentences
+                    continue
+                seen.add(sentence)
+                found = set(terms(sentence))
+                score = _score(found, wanted, asked)
+                if score > 0:
+                    candidates.append((score, order, position, source, sentence, found))
+    if not candidates:
+        return []
+    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
+    chosen = [candidates[0]]
+    # The second quote is the sentence the question points at most, when it is another one:
+    # under a right answer it completes the support, under a wrong one it shows what the
+    # source does say.
+    rest = [c for c in candidates[1:] if c[5] & asked]
+    if rest and limit > 1:
+        chosen.append(max(rest, key=lambda c: (_score(c[5], set(), asked), -c[1], -c[2])))
+    chosen.sort(key=lambda c: (c[1], c[2]))
+    return [
+        Evidence(source.n, source.title, source.location, _clip(sentence))
+        for _, _, _, source, sentence, _ in chosen
+    ]
+
+
+_BLOCK_START = re.compile(r"\s*([-*+|#>]|\d+[.)]\s)")
+
+
+def _unwrapped(body: str) -> str:
+    """Hard-wrapped lines joined back into their sentence; list items and rows stay apart."""
+    lines: list[str] = []
+    for line in body.splitlines():
+        previous = lines[-1].strip() if lines else ""
+        joins = previous and not previous.startswith(("|", "#")) and line.strip()
+        if joins and not _BLOCK_START.match(line):
+            lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
+        else:
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _clip(sentence: str) -> str:
+    if len(sentence) <= QUOTE_CHARS:
+        return sentence
+    return sentence[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+
+
+def unsupported_figures(question: str, answer: str, sources: Sequence[Source]) -> list[str]:
+    """Figures and codes in the answer that neither its sources nor the question hold."""
+    if is_refusal(answer):
+        return []
+    known = set(terms(question))
+    for source in sources:
+        known.update(terms(source.text))
+    missing: list[str] = []
+    stated = _LIST_MARK.sub("", CITATION.sub(" ", answer))  # "1." of a list is no figure
+    for token in _WORD.findall(stated):
+        term = normalize_term(token)
+        if is_figure(term) and term not in known and token not in missing:
+            missing.append(token.strip(".,:"))
+    return missing

@@ -1,0 +1,85 @@
+"""Evidence under answers: verbatim supporting sentences, and figures no source holds."""
+
+from bot.engine.evidence import (
+    is_refusal,
+    normalize_term,
+    pick_evidence,
+    terms,
+    unsupported_figures,
+)
+from retrieval.context import REFUSAL, number_sources
+from retrieval.store import Hit
+
+LEAVE = (
+    "Full-time employees get 25 working days of paid annual leave per calendar year. "
+    "Part-time employees get a pro-rata share.\n"
+    "Unused days can be carried over until 31 March of the next year. "
+    "Requests go through Tally at least two weeks ahead."
+)
+TRAVEL = (
+    "Economy class is the default for all flights. "
+    "Business class is allowed only for flights longer than 6 hours, with approval from "
+    "your director."
+)
+
+
+def hit(doc: str, title: str, body: str, chunk: int = 0) -> Hit:
+    return Hit(
+        score=1.0,
+        similarity=0.5,
+        keyword_coverage=0.5,
+        doc_id=doc,
+        source="files",
+        title=title,
+        location=f"/kb/{doc}",
+        heading=title,
+        body=body,
+        chunk=chunk,
+    )
+
+
+SOURCES = number_sources(
+    [hit("leave.md", "Leave", LEAVE), hit("travel.md", "Expenses and travel", TRAVEL)]
+)
+
+
+def test_figures_and_words_are_compared_normalised():
+    assert normalize_term("€1,200") == "1200"
+    assert normalize_term("Days") == "day"
+    assert "25" in terms("You get 25 days [1].")
+    assert "1" not in terms("You get 25 days [1].")  # citation marks are not content
+
+
+def test_the_sentence_holding_the_answer_is_quoted_verbatim():
+    answer = "You get 25 working days of paid leave per year [1]."
+    evidence = pick_evidence("How many vacation days do I get per year?", answer, SOURCES)
+    assert evidence[0].n == 1 and evidence[0].location == "/kb/leave.md"
+    assert evidence[0].text.startswith("Full-time employees get 25 working days")
+    assert all(quote.text in LEAVE for quote in evidence)  # never rewritten
+    assert len(evidence) <= 2
+
+
+def test_the_cited_source_is_preferred_and_the_question_picks_the_second_quote():
+    answer = "No. Business class is allowed only for flights longer than 6 hours [2]."
+    evidence = pick_evidence("Can I expense a business class flight?", answer, SOURCES)
+    assert [quote.n for quote in evidence] == [2, 2]
+    assert "longer than 6 hours" in evidence[1].text  # in the source's order
+    wrong = "Yes, any class is fine [2]."  # a wrong answer still shows what the source says
+    quoted = " ".join(q.text for q in pick_evidence("Can I fly business class?", wrong, SOURCES))
+    assert "Business class is allowed only for flights longer than 6 hours" in quoted
+
+
+def test_refusals_and_empty_prompts_get_no_evidence():
+    assert is_refusal(REFUSAL)
+    assert pick_evidence("Is there a dress code?", REFUSAL, SOURCES) == []
+    assert pick_evidence("Anything?", "Yes [1].", []) == []
+
+
+def test_figures_the_sources_lack_are_reported():
+    made_up = "The answer is: 2 [1]. Call extension 4410."
+    assert unsupported_figures("How many vacation days?", made_up, SOURCES) == ["2", "4410"]
+    honest = "You get 25 working days until 31 March [1]."
+    assert unsupported_figures("How many vacation days?", honest, SOURCES) == []
+    assert unsupported_figures("q", REFUSAL, SOURCES) == []
+    steps = "1. Open Tally.\n2. Ask two weeks ahead, by 31 March [1]."
+    assert unsupported_figures("How do I book leave?", steps, SOURCES) == []
