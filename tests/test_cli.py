@@ -46,13 +46,17 @@ def test_index_search_and_ask_print_the_documented_json(
     answer = run_json(
         capsys, "--data-dir", data_dir, "ask", "How many days is a VPN key valid?", "--json"
     )
-    assert set(answer) == {"answer", "sources", "model", "timings"}
+    assert set(answer) == {"answer", "sources", "evidence", "unsupported", "model", "timings"}
     assert set(answer["timings"]) == {"retrieve_s", "first_token_s", "total_s", "tokens"}
     assert answer["sources"][0] == {
         "n": 1,
         "title": "IT and VPN Access",
         "location": str(KNOWLEDGE / "it-and-vpn.md"),
     }
+    assert "90 days" in answer["answer"]
+    [quote, *_] = answer["evidence"]
+    assert set(quote) == {"source", "title", "location", "text"} and "90 days" in quote["text"]
+    assert quote["text"] in (KNOWLEDGE / "it-and-vpn.md").read_text()  # verbatim
 
 
 def test_ask_streams_then_lists_sources(capsys: pytest.CaptureFixture[str], data_dir: str):

@@ -9,20 +9,22 @@ import pytest
 from bot.llm import GenerationStats, LlmEngine, load_engine
 from bot.settings import LlmSettings
 from bot.turns import QueueFullError, Turns
+from retrieval.context import SYSTEM_PROMPT
 from retrieval.errors import ModelFilesError
 
-QUESTION = [
-    {"role": "system", "content": "Answer from the source."},
+QUESTION = [  # the shape Ajuste serves: instructions, numbered sources, the question
+    {"role": "system", "content": SYSTEM_PROMPT},
     {
         "role": "user",
-        "content": "Source: The VPN key is valid for 90 days.\n\nHow long is it valid?",
+        "content": "Sources:\n\n[1] VPN\nThe VPN key is valid for 90 days.\n\n"
+        "Question: How long is a VPN key valid?",
     },
 ]
 
 
 def test_the_prompt_is_the_models_own_chatml_template(engine: LlmEngine):
     prompt, stop = engine.render(QUESTION)
-    assert prompt.startswith("<|im_start|>system\nAnswer from the source.<|im_end|>\n")
+    assert prompt.startswith(f"<|im_start|>system\n{SYSTEM_PROMPT}<|im_end|>\n")
     assert prompt.endswith("<|im_start|>assistant\n")
     assert "<|im_end|>" in stop
     assert engine.prompt_tokens(QUESTION) == engine.count(prompt)

@@ -12,16 +12,18 @@ import httpx
 import pytest
 
 from bot.engine.answer import AnswerService
-from bot.llm import SMOLLM2, GenerationStats, LlmEngine, load_engine
+from bot.llm import GenerationStats, LlmEngine, load_engine
 from bot.llm_server import ModelServerError, ServerEngine
 from bot.settings import LlmSettings
+from retrieval.context import SYSTEM_PROMPT
 from retrieval.retriever import Retriever
 
-QUESTION = [
-    {"role": "system", "content": "Answer from the source."},
+QUESTION = [  # the shape Ajuste serves: instructions, numbered sources, the question
+    {"role": "system", "content": SYSTEM_PROMPT},
     {
         "role": "user",
-        "content": "Source: The VPN key is valid for 90 days.\n\nHow long is it valid?",
+        "content": "Sources:\n\n[1] VPN\nThe VPN key is valid for 90 days.\n\n"
+        "Question: How long is a VPN key valid?",
     },
 ]
 
@@ -58,8 +60,8 @@ def start_server(model: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 @pytest.fixture(scope="module")
-def model_file(models_dir: Path) -> Path:
-    return SMOLLM2.folder(models_dir) / SMOLLM2.files[0].name
+def model_file(default_model: Path) -> Path:
+    return default_model  # what the in-process engine serves, so outputs compare
 
 
 @pytest.fixture(scope="module")
@@ -74,19 +76,21 @@ def remote(*urls: str, **settings: object) -> ServerEngine:
     return ServerEngine(LlmSettings(server_url=list(urls), **settings))  # type: ignore[arg-type]
 
 
-def test_settings_choose_the_server_backend(server: str, models_dir: Path):
+def test_settings_choose_the_server_backend(server: str, models_dir: Path, model_file: Path):
     engine = load_engine(LlmSettings(server_url=[server]), models_dir)  # type: ignore[list-item]
     assert isinstance(engine, ServerEngine)
     assert engine.ready()
-    assert engine.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert engine.name == model_file.name
 
 
-def test_the_server_streams_what_the_in_process_model_writes(server: str, engine: LlmEngine):
+def test_the_server_streams_what_the_in_process_model_writes(server: str, models_dir: Path):
     stats = GenerationStats()
     pieces = list(remote(server).stream(QUESTION, max_tokens=40, stats=stats))
     assert len(pieces) > 2
     assert stats.tokens == len(pieces) and stats.first_token_at and stats.finished_at
-    assert "".join(pieces) == "".join(engine.stream(QUESTION, max_tokens=40))
+    # a server has no refusal gate (it needs the logits in this process): compare without it
+    ungated = load_engine(LlmSettings(refusal_threshold=0), models_dir)
+    assert "".join(pieces) == "".join(ungated.stream(QUESTION, max_tokens=40))
 
 
 def test_prompt_sizes_come_from_the_servers_tokenizer(server: str, engine: LlmEngine):
@@ -96,7 +100,7 @@ def test_prompt_sizes_come_from_the_servers_tokenizer(server: str, engine: LlmEn
 
 
 def test_answers_with_sources_through_the_server(
-    server: str, handbook: tuple[Retriever, Path], engine: LlmEngine
+    server: str, handbook: tuple[Retriever, Path], engine: LlmEngine, model_file: Path
 ):
     retriever, _ = handbook
     service = AnswerService(retriever=retriever, engine=remote(server), settings=engine.settings)
@@ -104,7 +108,7 @@ def test_answers_with_sources_through_the_server(
     answer = service.answer("How many days of annual leave do we get?", on_token=streamed.append)
     assert answer.sources and answer.text
     assert "".join(streamed).strip() == answer.text
-    assert answer.model == "SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert answer.model == model_file.name
 
 
 def test_a_server_that_is_down_is_skipped_and_named_when_none_answers(server: str):

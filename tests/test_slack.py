@@ -134,7 +134,9 @@ def test_a_mention_is_answered_in_its_thread_streamed_with_sources_and_buttons(b
     assert "14" in streamed
     evidence, sources, actions = stop["blocks"]
     quote = evidence["text"]["text"]  # the supporting sentence, quoted, with its source
-    assert quote.startswith("> ") and "14 characters" in quote and "security-policy.md" in quote
+    quoted = [line for line in quote.splitlines() if line.startswith("> ")]
+    assert any("14 characters" in line for line in quoted)
+    assert "security-policy.md" in quoted[-1]
     assert sources["type"] == "context" and "security-policy.md" in sources["elements"][0]["text"]
     buttons = actions["elements"]
     assert [b["action_id"] for b in buttons] == ["ajuste_vote_up", "ajuste_vote_down"]
