@@ -241,6 +241,7 @@ def cmd_finetune_grounded(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     base = SMOLLM2.folder(settings.models_dir) / SMOLLM2.files[0].name
     manifest = json.loads((work / "dataset" / "manifest.json").read_text())
+    progress = TextProgress()
     with finetune_lock(settings):
         result = train_adapter(
             base,
@@ -250,7 +251,7 @@ def cmd_finetune_grounded(settings: Settings, args: argparse.Namespace) -> int:
             learning_rate=args.learning_rate,
             seed=settings.finetune.seed,
             device=settings.finetune.device,
-            on_step=lambda done, steps, loss, eta: TextProgress()(
+            on_step=lambda done, steps, loss, eta: progress(
                 {"stage": "train", "step": done, "steps": steps, "loss": loss, "eta": eta}
             ),
         )

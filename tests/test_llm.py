@@ -16,8 +16,8 @@ QUESTION = [  # the shape Ajuste serves: instructions, numbered sources, the que
     {"role": "system", "content": SYSTEM_PROMPT},
     {
         "role": "user",
-        "content": "Sources:\n\n[1] VPN\nThe VPN key is valid for 90 days.\n\n"
-        "Question: How long is a VPN key valid?",
+        "content": "Sources:\n\n[1] Office\nThe office opens at 08:00 and closes at 19:00.\n\n"
+        "Question: When does the office open?",
     },
 ]
 
@@ -34,7 +34,7 @@ def test_streaming_yields_pieces_and_counts_tokens(engine: LlmEngine):
     stats = GenerationStats()
     pieces = list(engine.stream(QUESTION, max_tokens=40, stats=stats))
     assert len(pieces) > 2
-    assert "90" in "".join(pieces)
+    assert "08:00" in "".join(pieces)
     assert 0 < stats.tokens <= 40
     assert stats.first_token_at is not None and stats.finished_at is not None
     assert "<|im_end|>" not in "".join(pieces)

@@ -22,8 +22,8 @@ QUESTION = [  # the shape Ajuste serves: instructions, numbered sources, the que
     {"role": "system", "content": SYSTEM_PROMPT},
     {
         "role": "user",
-        "content": "Sources:\n\n[1] VPN\nThe VPN key is valid for 90 days.\n\n"
-        "Question: How long is a VPN key valid?",
+        "content": "Sources:\n\n[1] Office\nThe office opens at 08:00 and closes at 19:00.\n\n"
+        "Question: When does the office open?",
     },
 ]
 

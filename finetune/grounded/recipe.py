@@ -1,6 +1,6 @@
 """Rebuild the shipped grounded adapter: corpus → chats → LoRA → `finetune/grounded/adapter/`.
 
-`ajuste finetune grounded` runs it (about an hour on 2 cores, minutes on a GPU); the
+`ajuste finetune grounded` runs it (about 35 minutes on 2 cores, minutes on a GPU); the
 adapter is committed, so a new install only merges it (`ajuste models pull`).
 """
 
@@ -61,7 +61,7 @@ def train_adapter(
     *,
     steps: int,
     batch_size: int = 8,
-    learning_rate: float = 5e-4,
+    learning_rate: float = 1e-3,
     seed: int = 42,
     device: str = "auto",
     on_step: Callable[[int, int, float, float], None] | None = None,
