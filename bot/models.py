@@ -10,7 +10,7 @@ from bot.llm import SMOLLM2
 from bot.settings import Settings
 from finetune.grounded import NAME as GROUNDED
 from finetune.grounded import grounded_file
-from finetune.grounded.install import QUANTIZATION, GroundedModel, install, shipped
+from finetune.grounded.install import QUANTIZATION, GroundedModel, install, recorded, shipped
 from finetune.registry import ModelRegistry, ModelVersion
 from retrieval.embeddings import BM25, MINILM
 from retrieval.packaged import PackagedModel, pull
@@ -35,13 +35,14 @@ def install_grounded(models_dir: Path) -> tuple[GroundedModel, bool]:
 def register_grounded(settings: Settings) -> tuple[ModelVersion, bool] | None:
     """List the grounded model in the registry with its provenance; (version, newly added).
 
-    A fresh registry activates it; one already serving an older grounded build moves to the
-    new one; any other choice of the team's (a fine-tune, a rollback) is left alone.
+    Called after `pull_defaults` has built or verified it. A fresh registry activates it; one
+    already serving an older grounded build moves to the new one; any other choice of the
+    team's (a fine-tune, a rollback) is left alone.
     """
-    file = grounded_file(settings.models_dir)
-    if not shipped() or not file.is_file():
+    model = recorded(settings.models_dir) if shipped() else None
+    if model is None:
         return None
-    model, _ = install_grounded(settings.models_dir)
+    file = model.file
     registry = ModelRegistry(settings.registry_dir)
     versions = registry.versions()
     for version in versions:

@@ -66,6 +66,16 @@ def _current(folder: Path, provenance: dict[str, Any]) -> GroundedModel | None:
     return None
 
 
+def recorded(models_dir: Path) -> GroundedModel | None:
+    """The model in place as its record describes it, without hashing (`install` checks)."""
+    folder = models_dir / NAME
+    try:
+        record = json.loads((folder / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return GroundedModel(folder / FILE, record) if (folder / FILE).is_file() else None
+
+
 def check_answers(file: Path) -> None:
     """llama.cpp loads the file and answers a probe question from its source's figure."""
     from llama_cpp import Llama
