@@ -1,6 +1,7 @@
 """LoRA fine-tuning in a plain PyTorch loop: seeded, checkpointed atomically, resumable exactly."""
 
 import json
+import math
 import os
 import re
 import shutil
@@ -9,13 +10,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from finetune.base import FinetuneError, LoadedBase, load_base, pick_device, require_extra
 from finetune.batches import batch_indices, collate, encode
 from finetune.dataset import read_examples
-from finetune.settings import FinetuneSettings
 from retrieval.packaged import sha256_file
+
+if TYPE_CHECKING:
+    from finetune.settings import FinetuneSettings
 
 OnStep = Callable[[int, int, float, float], None]  # step, steps, loss, eta in seconds
 KEEP_CHECKPOINTS = 2
@@ -41,10 +44,12 @@ class TrainConfig:
     device: str = "auto"  # auto: the GPU when torch sees one (CUDA or Apple's MPS), else CPU
     bf16: bool = False  # bfloat16 autocast: about twice as fast on CPUs with AVX512-BF16
     micro_batch: int = 0  # examples per forward pass (0: the whole batch); bounds memory
+    # constant, or cosine: a warm-up over the first 5 % of `steps`, then a decay to a tenth
+    schedule: str = "constant"
 
     @classmethod
     def from_settings(
-        cls, settings: FinetuneSettings, base: Path | str, data: Path, out: Path
+        cls, settings: "FinetuneSettings", base: Path | str, data: Path, out: Path
     ) -> "TrainConfig":
         """The run the team configured, so the CLI and tests build it the same way."""
         return cls(
@@ -78,11 +83,28 @@ class TrainConfig:
         values = asdict(self)
         for name in ("out", "steps", "checkpoint_every", "device", "bf16", "micro_batch"):
             values.pop(name)
+        if values["schedule"] == "constant":  # as runs made before schedules existed
+            values.pop("schedule")
         values["base"] = str(base.resolve()) if base.exists() else str(self.base)
         values["data"] = str(self.data.resolve())
         values["data_sha256"] = sha256_file(self.data)
         values["target_modules"] = list(self.target_modules)
         return values
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """The rate of the optimizer step after `step` steps: a function of the step alone, so a
+    resumed run continues on the same curve."""
+    if config.schedule == "constant":
+        return config.learning_rate
+    warmup = max(1, config.steps // 20)
+    if step < warmup:
+        return config.learning_rate * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, config.steps - warmup))
+    return config.learning_rate * (0.1 + 0.45 * (1 + math.cos(math.pi * progress)))
 
 
 @dataclass
@@ -213,6 +235,8 @@ def train(
     began = time.monotonic()
     if config.checkpoint_every < 1 or config.steps < 1 or config.batch_size < 1:
         raise FinetuneError("steps, batch size and checkpoint interval must be at least 1.")
+    if config.schedule not in SCHEDULES:
+        raise FinetuneError(f"Unknown learning-rate schedule {config.schedule!r}: {SCHEDULES}.")
     examples = read_examples(config.data)
     identity = config.identity()
     config.out.mkdir(parents=True, exist_ok=True)
@@ -256,6 +280,8 @@ def train(
             picked = batch_indices(len(rows), step, config.batch_size, config.seed)
             loss = _step_loss(model, [rows[i] for i in picked], config, loaded.pad_id, device)
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(config, step)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             done = step + 1

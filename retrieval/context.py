@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from retrieval.store import Hit
+from retrieval.hits import Hit
 
 SYSTEM_PROMPT = (
     "You are Ajuste, the team's assistant. Answer the question using only the numbered "

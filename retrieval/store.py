@@ -19,6 +19,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from retrieval.embeddings import Embedding
 from retrieval.errors import AjusteError, IndexBusyError, StoreUnavailableError
+from retrieval.hits import Hit
 from retrieval.settings import QdrantSettings
 
 DENSE = "dense"
@@ -83,24 +84,6 @@ class Scope:
 
 
 EVERYWHERE = Scope()
-
-
-@dataclass(frozen=True)
-class Hit:
-    score: float
-    similarity: float  # cosine between question and chunk
-    keyword_coverage: float  # share of the question's keywords the chunk holds
-    doc_id: str
-    source: str
-    title: str
-    location: str
-    heading: str
-    body: str
-    chunk: int
-
-    @property
-    def text(self) -> str:
-        return f"{self.heading}\n{self.body}" if self.heading else self.body
 
 
 def open_store(settings: QdrantSettings, data_dir: Path, *, holder: str = "ajuste") -> "ChunkStore":

@@ -4,6 +4,7 @@ The whole pipeline (a taught fact that survives GGUF export) runs in test_finetu
 """
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from finetune.base import FinetuneError, LoadedBase, load_base
 from finetune.batches import batch_indices, encode
 from finetune.converter import ConverterError, converter_dir
 from finetune.export import ExportError, quantize
-from finetune.train import TrainConfig, checkpoints, train
+from finetune.train import TrainConfig, checkpoints, learning_rate, train
 from tests.conftest import REPO
 
 SYSTEM = "You help the Kestrel team."
@@ -74,6 +75,19 @@ def test_batches_are_a_function_of_seed_and_step() -> None:
     assert batch_indices(6, 0, 6, seed=7) != batch_indices(6, 0, 6, seed=8)
 
 
+def test_the_cosine_schedule_warms_up_then_decays_to_a_tenth(tmp_path: Path) -> None:
+    config = TrainConfig(base="smollm", data=tmp_path / "d.jsonl", out=tmp_path, steps=100)
+    assert {learning_rate(config, step) for step in range(100)} == {1e-3}  # constant
+    config.schedule = "cosine"
+    rates = [learning_rate(config, step) for step in range(100)]
+    assert rates[0] == pytest.approx(2e-4) and rates[4] == pytest.approx(1e-3)  # 5 warm-up
+    assert all(a >= b for a, b in pairwise(rates[4:]))
+    assert rates[-1] == pytest.approx(1e-4, rel=0.01)
+    config.schedule = "linear"
+    with pytest.raises(FinetuneError, match="Unknown learning-rate schedule"):
+        train(config)
+
+
 def test_bad_inputs_say_what_to_do(tmp_path: Path) -> None:
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps({"messages": chat("Hi?", "Hello.")}) + "\n{not json\n")
@@ -98,6 +112,7 @@ def test_resume_gives_the_uninterrupted_weights(base: LoadedBase, tmp_path: Path
             batch_size=2,
             max_length=48,
             checkpoint_every=checkpoint_every,
+            schedule="cosine",  # a function of the step: the resumed run stays on its curve
         )
 
     straight = train(config("straight"), base=base)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from finetune.base import LoadedBase
 from finetune.grounded import ADAPTER, DOCUMENTS, QUESTIONS
 from finetune.grounded.corpus import load_questions
 from finetune.grounded.examples import Built, Search, build_examples
@@ -62,10 +63,15 @@ def train_adapter(
     steps: int,
     batch_size: int = 8,
     learning_rate: float = 1e-3,
+    schedule: str = "constant",
     seed: int = 42,
     device: str = "auto",
+    micro_batch: int = 2,
     on_step: Callable[[int, int, float, float], None] | None = None,
+    loaded: LoadedBase | None = None,
 ) -> TrainResult:
+    """The shipped adapter's run; `micro_batch` only bounds memory (2 fits 8 GB of RAM), and a
+    `loaded` base is reused across runs."""
     config = TrainConfig(
         base=base,
         data=dataset / "train.jsonl",
@@ -81,9 +87,10 @@ def train_adapter(
         checkpoint_every=10,
         device=device,
         bf16=True,
-        micro_batch=2,
+        micro_batch=micro_batch,
+        schedule=schedule,
     )
-    return train(config, on_step=on_step)
+    return train(config, on_step=on_step, base=loaded)
 
 
 def publish_adapter(adapter: Path, provenance: dict[str, Any], target: Path = ADAPTER) -> Path:
