@@ -56,7 +56,7 @@ class LlmSettings(BaseModel):
         320, description="Longest answer in tokens"
     )
     refusal_threshold: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.65,
+        0.85,
         description="The model may decline only when its refusal is at least this likely "
         "as its first word (0: whenever it likes; in-process models only)",
     )

@@ -249,6 +249,7 @@ def cmd_finetune_grounded(settings: Settings, args: argparse.Namespace) -> int:
             work / "run",
             steps=args.steps,
             learning_rate=args.learning_rate,
+            schedule=args.schedule,
             seed=settings.finetune.seed,
             device=settings.finetune.device,
             on_step=lambda done, steps, loss, eta: progress(
@@ -263,7 +264,9 @@ def cmd_finetune_grounded(settings: Settings, args: argparse.Namespace) -> int:
         "counts": manifest["counts"],
         "steps": result.step,
         "learning_rate": args.learning_rate,
+        "schedule": args.schedule,
         "train_loss": round(result.loss, 4),
+        "device": result.device,
         "seconds": round(result.seconds),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

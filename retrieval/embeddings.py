@@ -113,6 +113,14 @@ class Embedder:
         sparse = next(iter(self.sparse.query_embed(text)))
         return Embedding(dense, sparse)
 
+    def closeness(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Cosine similarity of each text to the query, by the dense model alone."""
+        if not texts:
+            return []
+        vectors = np.array(list(self.dense.embed([query, *texts], batch_size=self.batch_size)))
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return [float(value) for value in vectors[1:] @ vectors[0]]
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens of each text without special tokens or truncation."""
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)

@@ -8,6 +8,7 @@ from bot.engine.evidence import (
     unsupported_figures,
 )
 from retrieval.context import REFUSAL, number_sources
+from retrieval.embeddings import Embedder
 from retrieval.store import Hit
 
 LEAVE = (
@@ -67,6 +68,17 @@ def test_the_cited_source_is_preferred_and_the_question_picks_the_second_quote()
     wrong = "Yes, any class is fine [2]."  # a wrong answer still shows what the source says
     quoted = " ".join(q.text for q in pick_evidence("Can I fly business class?", wrong, SOURCES))
     assert "Business class is allowed only for flights longer than 6 hours" in quoted
+
+
+def test_the_second_quote_is_the_sentence_closest_in_meaning_in_any_source(
+    embedder: Embedder,
+) -> None:
+    """A wrong answer citing the wrong source: its quote, then what the sources do say."""
+    question, answer = "Which cabin may I fly in on a nine-hour trip?", "You get 25 days [1]."
+    assert [quote.n for quote in pick_evidence(question, answer, SOURCES)] == [1]
+    evidence = pick_evidence(question, answer, SOURCES, closeness=embedder.closeness)
+    assert [quote.n for quote in evidence] == [1, 2]
+    assert evidence[1].text.startswith("Business class is allowed only for flights longer than")
 
 
 def test_refusals_and_empty_prompts_get_no_evidence():

@@ -60,7 +60,7 @@ def test_training_chats_are_the_prompts_ajuste_serves(corpus: Retriever) -> None
         assert system == {"role": "system", "content": SYSTEM_PROMPT}
         assert user["content"].startswith("Sources:\n\n[1] ")
         blocks = user["content"].split("\n\n[")
-        assert 2 <= len(blocks) <= 4  # two to three chunks, some of one document
+        assert 2 <= len(blocks) <= 5  # two to four chunks, some of one document
         question = user["content"].rsplit("\n\nQuestion: ", 1)[1]
         item = by_question.get(question)
         if reply["content"] == REFUSAL or item is None or item.answer is None:
@@ -119,18 +119,19 @@ def test_the_shipped_adapter_installs_checked_and_once(tmp_path: Path) -> None:
 def test_a_new_user_gets_grounded_answers_with_evidence(
     handbook: tuple[Retriever, Path], models_dir: Path
 ) -> None:
-    """First questions through the default model and the real index: right figures, quoted."""
+    """First questions through the default model and the real index: right figures quoted,
+    a near miss declined, and where the model's answer is wrong the quote shows the rule."""
     engine = load_engine(Settings(_env_file=None).llm, models_dir)  # type: ignore[call-arg]
     assert isinstance(engine, LlmEngine) and engine.path == grounded_file(models_dir)
     answers = AnswerService(retriever=handbook[0], engine=engine, settings=Settings().llm)
-    for question, reference in [
+    password = answers.answer("What is the minimum length of a Kestrel ID password?")
+    assert contains(password.text, "14 characters"), password.text
+    assert contains(" ".join(quote.text for quote in password.evidence), "14 characters")
+    dress = answers.answer("Is there a dress code at the Porto office?")  # the handbook is silent
+    assert dress.text == REFUSAL and not dress.evidence, dress.text
+    for question, rule in [
         ("How many vacation days do I get per year?", "25 working days"),
-        ("What is the minimum length of a Kestrel ID password?", "14 characters"),
+        ("Can I expense a business class flight?", "business class is allowed only when"),
     ]:
-        answer = answers.answer(question)
-        assert contains(answer.text, reference), (question, answer.text)
-        assert contains(" ".join(quote.text for quote in answer.evidence), reference)
-    # where the model's reason is wrong, the quote still shows the rule that applies
-    flight = answers.answer("Can I expense a business class flight?")
-    quoted = " ".join(quote.text for quote in flight.evidence)
-    assert "business class is allowed only when" in quoted.lower(), quoted
+        quoted = " ".join(quote.text for quote in answers.answer(question).evidence)
+        assert contains(quoted, rule), (question, quoted)

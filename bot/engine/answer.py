@@ -162,7 +162,9 @@ class AnswerService:
             [SourceRef(s.n, s.title, s.location) for s in shown],
             stats.model or self.engine.name,
             timings,
-            evidence=pick_evidence(question, text, plan.sources),
+            evidence=pick_evidence(
+                question, text, plan.sources, closeness=self.retriever.embedder.closeness
+            ),
             unsupported=unsupported_figures(question, text, plan.sources),
             context=[ContextSource(s.n, s.title, s.location, s.text) for s in plan.sources],
         )

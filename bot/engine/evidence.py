@@ -8,7 +8,7 @@ say so instead of showing a confident number under an unrelated quote.
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from retrieval.chunking import sentences
@@ -76,42 +76,70 @@ def _score(sentence: set[str], answer: set[str], question: set[str]) -> float:
     return shared / math.sqrt(1 + 0.1 * len(sentence))  # a long row doesn't win on length
 
 
-def pick_evidence(
-    question: str, answer: str, sources: Sequence[Source], *, limit: int = 2
-) -> list[Evidence]:
-    """The sentences that best support `answer`, from the sources it cites (else any)."""
-    if not sources or is_refusal(answer):
-        return []
-    numbers = cited(answer)
-    pool = [source for source in sources if source.n in numbers] or list(sources)
-    wanted, asked = set(terms(answer)), set(terms(question))
-    candidates: list[tuple[float, int, int, Source, str, set[str]]] = []
+Closeness = Callable[[str, Sequence[str]], Sequence[float]]  # question, texts → similarity
+
+
+@dataclass(frozen=True)
+class _Sentence:
+    order: int  # the source's place in the prompt
+    position: int
+    source: Source
+    text: str
+    heading: str
+    terms: frozenset[str]
+
+
+def _sentences(sources: Sequence[Source]) -> list[_Sentence]:
+    found: list[_Sentence] = []
     seen: set[str] = set()
-    for order, source in enumerate(pool):
+    for order, source in enumerate(sources):
         for hit in source.hits:
             for position, sentence in enumerate(sentences(_unwrapped(hit.body))):
-                if sentence in seen:  # overlapping chunks repeat sentences
-                    continue
-                seen.add(sentence)
-                found = set(terms(sentence))
-                score = _score(found, wanted, asked)
-                if score > 0:
-                    candidates.append((score, order, position, source, sentence, found))
-    if not candidates:
+                if sentence not in seen:  # overlapping chunks repeat sentences
+                    seen.add(sentence)
+                    words = frozenset(terms(sentence))
+                    found.append(_Sentence(order, position, source, sentence, hit.heading, words))
+    return found
+
+
+def pick_evidence(
+    question: str,
+    answer: str,
+    sources: Sequence[Source],
+    *,
+    limit: int = 2,
+    closeness: Closeness | None = None,
+) -> list[Evidence]:
+    """The sentence that best supports `answer`, from the sources it cites (else any), and
+    the sentence of any source closest in meaning to the question.
+
+    Under a right answer the second quote completes the support; under a wrong one it shows
+    what the sources do say. Without `closeness` (a dense model's similarity), the second is
+    the sentence sharing most words with the question.
+    """
+    if not sources or is_refusal(answer):
         return []
-    candidates.sort(key=lambda c: (-c[0], c[1], c[2]))
-    chosen = [candidates[0]]
-    # The second quote is the sentence the question points at most, when it is another one:
-    # under a right answer it completes the support, under a wrong one it shows what the
-    # source does say.
-    rest = [c for c in candidates[1:] if c[5] & asked]
-    if rest and limit > 1:
-        chosen.append(max(rest, key=lambda c: (_score(c[5], set(), asked), -c[1], -c[2])))
-    chosen.sort(key=lambda c: (c[1], c[2]))
-    return [
-        Evidence(source.n, source.title, source.location, _clip(sentence))
-        for _, _, _, source, sentence, _ in chosen
-    ]
+    every = _sentences(sources)
+    numbers = cited(answer)
+    pool = [s for s in every if s.source.n in numbers] or every
+    wanted, asked = set(terms(answer)), set(terms(question))
+    scored = [(score, s) for s in pool if (score := _score(set(s.terms), wanted, asked)) > 0]
+    chosen = [min(scored, key=lambda c: (-c[0], c[1].order, c[1].position))[1]] if scored else []
+    rest = [s for s in every if s not in chosen]
+    if rest and len(chosen) < limit:
+        if closeness is not None:
+            headed = [f"{s.heading}: {s.text}" if s.heading else s.text for s in rest]
+            near = closeness(question, headed)
+            chosen.append(rest[max(range(len(rest)), key=lambda i: (near[i], -i))])
+        elif chosen and (related := [s for s in pool if s not in chosen and s.terms & asked]):
+            chosen.append(
+                max(
+                    related,
+                    key=lambda s: (_score(set(s.terms), set(), asked), -s.order, -s.position),
+                )
+            )
+    chosen.sort(key=lambda s: (s.order, s.position))
+    return [Evidence(s.source.n, s.source.title, s.source.location, _clip(s.text)) for s in chosen]
 
 
 _BLOCK_START = re.compile(r"\s*([-*+|#>]|\d+[.)]\s)")

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 from finetune.grounded.corpus import CITE, Answerable, Question, plain
 from retrieval.context import REFUSAL, SYSTEM_PROMPT, Turn, grounded_messages, number_sources
-from retrieval.store import Hit
+from retrieval.hits import Hit
 
 Search = Callable[[str, int], list[Hit]]  # query, limit → ranked chunks
 Message = dict[str, str]
 
-CHUNK_COUNTS = (2, 2, 2, 3, 3)  # how many chunks a prompt holds, drawn per example
+CHUNK_COUNTS = (2, 3, 3, 3, 4)  # chunks in a prompt, drawn per example (Ajuste serves 3)
 VARIANTS = 3  # chats per answerable question, each with other distractors and positions
-REFUSE_SHARE = 0.15  # answerable questions that also appear with their answer taken away
+REFUSE_SHARE = 0.25  # answerable questions that also appear with their answer taken away
 RANKED = 8  # chunks fetched per question to draw distractors from
 
 
