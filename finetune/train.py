@@ -116,6 +116,7 @@ class TrainResult:
     steps_run: int
     step: int
     seconds: float
+    device: str = ""  # where it trained: "cpu", "cuda (NVIDIA H100 80GB HBM3)"
 
 
 def _loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> Any:
@@ -301,4 +302,13 @@ def train(
         steps_run=max(config.steps - start, 0),
         step=max(config.steps, start),
         seconds=time.monotonic() - began,
+        device=_describe(device),
     )
+
+
+def _describe(device: Any) -> str:
+    import torch
+
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return str(device.type)
