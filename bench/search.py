@@ -44,7 +44,7 @@ def run(models_dir: Path, chunks: int = 10_000, repeats: int = 6) -> list[Row]:
     try:
         embedder = load_embedder(settings.embedding, settings.models_dir)
         store = open_store(settings.qdrant, settings.data_dir)
-        store.ensure_collection(embedder.dim)
+        store.ensure_collection(embedder.dim, embedder.keywords)
         rng = np.random.default_rng(3)
         per_doc = 100
         for doc in range(chunks // per_doc):

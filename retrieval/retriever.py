@@ -10,6 +10,7 @@ class Retriever:
         self.embedder = embedder
         self.store = store
         self.settings = settings
+        self._keywords_checked = False
 
     def search(
         self,
@@ -20,6 +21,9 @@ class Retriever:
         mode: str = "hybrid",
     ) -> list[Hit]:
         """Hybrid-ranked chunks, best first, related or not."""
+        if not self._keywords_checked:  # once: an index made for another language says so
+            self.store.check_keywords(self.embedder.keywords)
+            self._keywords_checked = self.store.keywords() is not None
         return self.store.search(
             self.embedder.embed_query(query),
             limit=limit or self.settings.top_k,

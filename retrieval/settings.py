@@ -7,6 +7,12 @@ from pydantic import AnyHttpUrl, BaseModel, DirectoryPath, Field, SecretStr, mod
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_SPARSE_MODEL = "Qdrant/bm25"
+# The Snowball stemmers fastembed's BM25 has: the language of a team's documents and questions.
+SparseLanguage = Literal[
+    "arabic", "danish", "dutch", "english", "finnish", "french", "german", "greek", "hungarian",
+    "italian", "norwegian", "portuguese", "romanian", "russian", "spanish", "swedish", "tamil",
+    "turkish",
+]  # fmt: skip
 
 
 class EmbeddingSettings(BaseModel):
@@ -22,8 +28,13 @@ class EmbeddingSettings(BaseModel):
     sparse_model: str = Field(DEFAULT_SPARSE_MODEL, description="fastembed sparse model name")
     sparse_model_path: DirectoryPath | None = Field(
         None,
-        description="Folder for the sparse model (for BM25: its stopword list english.txt); "
+        description="Folder for the sparse model (for BM25: its stopword lists, <language>.txt); "
         "empty: the pulled default",
+    )
+    sparse_language: SparseLanguage = Field(
+        "english",
+        description="Language of the BM25 keywords: its Snowball stemmer and stopword list "
+        "(english, spanish, french, ...); the index must be rebuilt when it changes",
     )
     batch_size: Annotated[int, Field(ge=1, le=1024)] = Field(
         32, description="Chunks embedded per batch"

@@ -26,6 +26,8 @@ DENSE = "dense"
 PRIVATE = "private_channel"  # payload key of chunks from a private Slack channel
 SPARSE = "bm25"
 HOLDER_FILE = "ajuste-holder.json"
+KEYWORDS = "keywords"  # collection metadata: the sparse model and language of its vectors
+LEGACY_KEYWORDS = "Qdrant/bm25:english"  # indexes made before the language was a setting
 _POINT_NAMESPACE = uuid.UUID("8c4a5a0e-4f0e-4a54-9a8a-2f8f3f0c1d5e")
 _UPSERT_BATCH = 64
 _PENDING_MARGIN = 8  # extra results fetched so hidden chunks can be dropped
@@ -180,7 +182,7 @@ class ChunkStore:
         dim = self.dimension()
         if dim is None:
             return 0
-        target.ensure_collection(dim)
+        target.ensure_collection(dim, self.keywords() or LEGACY_KEYWORDS)
         copied = 0
         offset = None
         while True:
@@ -211,7 +213,29 @@ class ChunkStore:
             return False
         return True
 
-    def ensure_collection(self, dim: int) -> None:
+    def keywords(self) -> str | None:
+        """What made the collection's keyword vectors ("Qdrant/bm25:spanish"); None: no index."""
+        if not self.client.collection_exists(self.collection):
+            return None
+        metadata = self.client.get_collection(self.collection).config.metadata or {}
+        return str(metadata.get(KEYWORDS, LEGACY_KEYWORDS))
+
+    def check_keywords(self, keywords: str) -> None:
+        """Refuse to mix keyword vectors of two languages (or sparse models) in one index."""
+        recorded = self.keywords()
+        if recorded is None or recorded == keywords:
+            return
+        (model, _, made), (other, _, now) = recorded.partition(":"), keywords.partition(":")
+        setting = "SPARSE_LANGUAGE" if model == other else "SPARSE_MODEL"
+        if model != other:
+            made, now = recorded, keywords
+        raise AjusteError(
+            f"The index's keywords were made for {made} and the settings now ask for {now} "
+            f"(AJUSTE_EMBEDDING__{setting}): set it back to {made}, or set "
+            "AJUSTE_QDRANT__COLLECTION to a new name and index everything again."
+        )
+
+    def ensure_collection(self, dim: int, keywords: str = LEGACY_KEYWORDS) -> None:
         if self.client.collection_exists(self.collection):
             existing = self.dimension()
             if existing != dim:
@@ -221,6 +245,7 @@ class ChunkStore:
                     "to a new name and index again (or switch back to the model it was built "
                     "with)."
                 )
+            self.check_keywords(keywords)
             return
         tuning = self.settings  # what matters at size; the embedded mode ignores most of it
         quantization = None
@@ -243,6 +268,7 @@ class ChunkStore:
                     index=models.SparseIndexParams(on_disk=tuning.on_disk),
                 )
             },
+            metadata={KEYWORDS: keywords},
             shard_number=tuning.shard_number,
             replication_factor=tuning.replication_factor,
             on_disk_payload=tuning.on_disk,

@@ -150,6 +150,7 @@ def test_the_index_copies_to_another_qdrant_without_reembedding(
     try:
         assert store.copy_to(target) == store.count_chunks() == target.count_chunks() == 2
         assert target.dimension() == embedder.dim
+        assert target.keywords() == store.keywords() == embedder.keywords  # its language too
         assert target.documents().keys() == store.documents().keys()
         query = embedder.embed_query("door code")
 

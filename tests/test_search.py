@@ -1,8 +1,17 @@
-"""Hybrid search over the sample handbook: keywords, paraphrases, and unrelated questions."""
+"""Hybrid search over the sample handbook: keywords, paraphrases, and unrelated questions;
+keywords in the team's language."""
 
 from pathlib import Path
 
+import pytest
+
+from bot.settings import Settings
+from retrieval.embeddings import load_embedder
+from retrieval.errors import AjusteError
+from retrieval.indexer import Indexer
 from retrieval.retriever import Retriever
+from retrieval.settings import EmbeddingSettings, SparseLanguage
+from retrieval.store import ChunkStore, open_store
 
 
 def top_files(retriever: Retriever, folder: Path, query: str, k: int = 3) -> list[str]:
@@ -52,3 +61,52 @@ def test_an_unrelated_question_retrieves_nothing_related(handbook: tuple[Retriev
     assert retriever.search("What is the capital of Mongolia?")  # ranked, yet...
     assert retriever.related("What is the capital of Mongolia?") == []
     assert retriever.related("Recipe for a chocolate cake") == []
+
+
+def test_keywords_follow_the_teams_language(tmp_path: Path, models_dir: Path) -> None:
+    """Spanish stemming and stopwords for a Spanish team; an index made for one language
+    refuses the other with what to do, for searches and index runs alike."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "vacaciones.md").write_text(
+        "# Vacaciones\n\nCada empleado tiene 25 días de vacaciones al año.\n"
+    )
+    (docs / "gastos.md").write_text(
+        "# Gastos\n\nLos reembolsos de gastos se piden en el portal de la empresa.\n"
+    )
+
+    def index(data: str, language: SparseLanguage) -> tuple[Indexer, Retriever, ChunkStore]:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            data_dir=tmp_path / data,
+            embedding=EmbeddingSettings(sparse_language=language),
+        )
+        embedder = load_embedder(settings.embedding, models_dir)
+        store = open_store(settings.qdrant, settings.data_dir)
+        indexer = Indexer(embedder=embedder, store=store, settings=settings.retrieval)
+        return (
+            indexer,
+            Retriever(embedder=embedder, store=store, settings=settings.retrieval),
+            store,
+        )
+
+    indexer, spanish, store = index("es", "spanish")
+    indexer.index_paths([docs])
+    found = spanish.search("vacación", mode="sparse")  # the singular, stemmed alike
+    assert found and found[0].location.endswith("vacaciones.md")
+    assert spanish.search("de la", mode="sparse") == []  # function words only
+    store.close()
+
+    indexer, english, store = index("es", "english")
+    with pytest.raises(AjusteError, match=r"made for spanish .* set it back to spanish"):
+        english.search("vacaciones")
+    with pytest.raises(AjusteError, match="AJUSTE_EMBEDDING__SPARSE_LANGUAGE"):
+        indexer.index_paths([docs])
+    store.close()
+
+    indexer, english, store = index("en", "english")  # what the setting is for
+    indexer.index_paths([docs])
+    assert not any(
+        h.location.endswith("vacaciones.md") for h in english.search("vacación", mode="sparse")
+    )
+    store.close()

@@ -40,6 +40,7 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path, monkeypatch: py
         ("AJUSTE_EMBEDDING__MODEL_PATH", "/missing", "AJUSTE_EMBEDDING__MODEL_PATH='/missing'"),
         ("AJUSTE_LOG_LEVEL", "LOUD", "AJUSTE_LOG_LEVEL='LOUD': must be DEBUG"),
         ("AJUSTE_RETRIEVAL__CHUNK_OVERLAP", "150", "AJUSTE_RETRIEVAL: chunk_overlap (150)"),
+        ("AJUSTE_EMBEDDING__SPARSE_LANGUAGE", "klingon", "AJUSTE_EMBEDDING__SPARSE_LANGUAGE="),
     ],
 )
 def test_a_bad_value_names_its_variable(
