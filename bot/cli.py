@@ -23,6 +23,7 @@ from bot.commands import (
     cmd_sources_list,
     cmd_sources_status,
 )
+from bot.kinds import register_source_kinds
 from bot.logs import configure_logging
 from bot.model_admin import cmd_model
 from bot.settings import load_settings
@@ -258,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(**overrides)
         configure_logging(settings.log_level, settings.log_format)
+        register_source_kinds(settings.slack)
         return int(args.handler(settings, args))
     except AjusteError as error:
         print(f"ajuste: {error}", file=sys.stderr)

@@ -84,9 +84,6 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _declared_sources(settings: Settings) -> tuple[Path, list[Any]]:
-    from bot.slack.history import register_slack_kind
-
-    register_slack_kind(settings.slack)
     path = settings.scheduler.sources_file or settings.data_dir / "sources.yaml"
     return path, load_sources(path)
 
@@ -249,7 +246,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             "HTTP mode needs AJUSTE_SLACK__SIGNING_SECRET (the app's signing secret)."
         )
     from bot.slack.app import build_app
-    from bot.slack.state import open_state
+    from bot.slack.states import open_state
 
     with Services(settings, holder="ajuste serve") as services:
         services.load_model()  # before the first question arrives, not during it

@@ -24,9 +24,6 @@ class Services(AbstractContextManager["Services"]):
     """The index, the embedder and (on first use) the model, opened for one command or server."""
 
     def __init__(self, settings: Settings, *, holder: str = "ajuste") -> None:
-        from bot.slack.history import register_slack_kind
-
-        register_slack_kind(settings.slack)
         self.settings = settings
         self.sources = load_sources(self.sources_file)  # a bad file stops us before the index
         self.embedder: Embedder = load_embedder(settings.embedding, settings.models_dir)

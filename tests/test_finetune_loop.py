@@ -18,7 +18,7 @@ from bot.http import http_server, serve_in_background
 from bot.services import Services
 from bot.settings import Settings
 from bot.slack.app import build_app
-from bot.slack.state import open_state
+from bot.slack.states import open_state
 from tests.conftest import REPO
 from tests.fake_slack import FakeSlack
 from tests.slack_helpers import SECRET, command

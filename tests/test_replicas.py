@@ -14,7 +14,8 @@ from bot.settings import Settings
 from bot.slack.answering import VOTE_UP
 from bot.slack.app import build_app
 from bot.slack.shared_state import QdrantBotState
-from bot.slack.state import BotState, open_state
+from bot.slack.state import BotState
+from bot.slack.states import open_state
 from tests.conftest import KNOWLEDGE
 from tests.fake_slack import BOT_USER, FakeSlack
 from tests.slack_helpers import SECRET, click, command, event, ts

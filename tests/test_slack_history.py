@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.kinds import register_source_kinds
 from bot.settings import SlackSettings
-from bot.slack.history import SlackConfig, register_slack_kind
+from bot.slack.history_config import SlackConfig
 from retrieval.indexer import Indexer, IndexReport
 from retrieval.settings import RetrievalSettings
 from retrieval.sources.base import Source
@@ -80,7 +81,7 @@ def index(indexer: Indexer, source: Source) -> IndexReport:
 
 
 def slack_source(fake: FakeSlack, tmp_path: Path, **config: object) -> Source:
-    register_slack_kind(SlackSettings(bot_token="xoxb-test", api_url=fake.api_url))
+    register_source_kinds(SlackSettings(bot_token="xoxb-test", api_url=fake.api_url))
     settings = SlackConfig(name="chat", kind="slack", channels=["CPUB", "CPRIV"], **config)
     return build_source(settings, SourceContext(RetrievalSettings(), tmp_path / "state"))
 

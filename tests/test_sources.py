@@ -360,10 +360,10 @@ def test_runs_never_overlap_and_are_recorded(tmp_path: Path, indexer: Indexer):
 
 
 def test_the_documented_example_parses():
+    from bot.kinds import register_source_kinds
     from bot.settings import SlackSettings
-    from bot.slack.history import register_slack_kind
     from tests.conftest import REPO
 
-    register_slack_kind(SlackSettings())
+    register_source_kinds(SlackSettings())
     kinds = [c.kind for c in load_sources(REPO / "examples" / "sources.yaml")]
     assert kinds == ["files", "web", "slack", "git"]

@@ -12,15 +12,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.settings import SlackSettings
-from bot.slack.client import web_client
+from bot.slack.history_config import SlackConfig
 from retrieval.documents import Section, content_version
 from retrieval.sources.base import UNCHANGED, DocRef, Fetched, Outcome, Source, SourceError
-from retrieval.sources.config import SourceConfig, SourceContext, parse_duration, register_kind
+from retrieval.sources.config import parse_duration
 from retrieval.store import StoredDocument
 
 SKIPPED_SUBTYPES = {
@@ -34,18 +32,6 @@ SKIPPED_SUBTYPES = {
     "pinned_item",
     "unpinned_item",
 }
-
-
-class SlackConfig(SourceConfig):
-    channels: list[str] = Field(min_length=1)  # channel IDs to index
-    lookback: str = "14d"  # how far back a normal run looks for new messages and replies
-    full_pass_every: str = "1d"
-
-    @field_validator("lookback", "full_pass_every")
-    @classmethod
-    def _windows(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
 
 class SlackHistorySource(Source):
@@ -175,18 +161,3 @@ class SlackHistorySource(Source):
     def _permalink(self, channel: str, ts: str) -> str:
         base = self._workspace or "https://slack.com/"
         return f"{base.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
-
-
-def register_slack_kind(settings: SlackSettings) -> None:
-    """Make `kind: slack` available in sources.yaml, reading with the bot's token."""
-
-    def build(config: SlackConfig, context: SourceContext) -> Source:
-        if settings.bot_token is None:
-            raise SourceError(
-                f"source '{config.name}' reads Slack history: set AJUSTE_SLACK__BOT_TOKEN"
-            )
-        return SlackHistorySource(
-            config.name, web_client(settings), config, context.state_dir / f"{config.name}.json"
-        )
-
-    register_kind("slack", SlackConfig, build)

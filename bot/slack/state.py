@@ -1,5 +1,5 @@
 """The bot's durable state: one SQLite file under the data dir (one replica), or the Qdrant
-server (`shared_state`, several replicas), chosen by AJUSTE_SLACK__STATE.
+server (`shared_state`, several replicas), chosen by AJUSTE_SLACK__STATE (`states.open_state`).
 
 - seen: event ids and message keys already handled, so Slack's retries get one answer;
 - threads: threads the bot has answered in, where follow-ups need no mention;
@@ -15,10 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from bot.services import Services
+from typing import Protocol
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, at REAL NOT NULL);
@@ -79,17 +76,6 @@ class State(Protocol):
     def vote(self, answer_id: str, *, user: str, channel: str, vote: int) -> bool: ...
 
     def votes(self) -> list[Vote]: ...
-
-
-def open_state(services: "Services") -> State:
-    """The one place that picks where the bot's records live (AJUSTE_SLACK__STATE)."""
-    settings = services.settings
-    if settings.slack.state == "qdrant":
-        from bot.slack.shared_state import QdrantBotState
-
-        store = services.store
-        return QdrantBotState(store.client, f"{store.collection}_bot")
-    return BotState(settings.data_dir / "bot.sqlite3")
 
 
 class BotState:

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from retrieval.indexer import IndexReport
 
 if TYPE_CHECKING:
-    from bot.slack.deps import SlackDeps
+    from bot.services import Services
 
 
 def help_text(admin: bool) -> str:
@@ -41,8 +41,7 @@ def reindex_summary(source: str, report: IndexReport | None, error: str | None) 
     return text
 
 
-def status_blocks(deps: "SlackDeps") -> list[dict[str, Any]]:
-    services = deps.services
+def status_blocks(services: "Services") -> list[dict[str, Any]]:
     documents = len(services.store.documents())
     chunks = services.store.count_chunks()
     engine = services.engine

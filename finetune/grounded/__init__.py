@@ -12,6 +12,7 @@ HERE = Path(__file__).resolve().parent
 DOCUMENTS = HERE / "documents"
 QUESTIONS = HERE / "questions"
 ADAPTER = HERE / "adapter"  # the committed LoRA adapter (a few MB)
+PROVENANCE = "provenance.json"  # beside the adapter: its base, data, run and scores
 NAME = "ajuste-grounded"
 FILE = "ajuste-grounded.Q8_0.gguf"
 

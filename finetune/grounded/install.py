@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from finetune.grounded import ADAPTER, FILE, NAME
-from finetune.grounded.recipe import PROVENANCE
+from finetune.grounded import ADAPTER, FILE, NAME, PROVENANCE
 from retrieval.context import SYSTEM_PROMPT
 from retrieval.errors import ModelFilesError
 from retrieval.packaged import sha256_file

@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from finetune.base import LoadedBase
-from finetune.grounded import ADAPTER, DOCUMENTS, QUESTIONS
+from finetune.grounded import ADAPTER, DOCUMENTS, PROVENANCE, QUESTIONS
 from finetune.grounded.corpus import load_questions
 from finetune.grounded.examples import Built, Search, build_examples
 from finetune.train import TrainConfig, TrainResult, train
 
-PROVENANCE = "provenance.json"
 # Documents kept out of training, so the run's own eval measures unseen documents.
 HELD_OUT = {"a-feature-flags-guide.md", "b-refund-policy.md", "c-coworking-handbook.md"}
 STEPS = 600  # about 2.3 passes over the chats, in batches of 8

@@ -86,7 +86,7 @@ def register(app: App, deps: SlackDeps) -> None:
         action = words[0] if words else "help"
         admin = deps.is_admin(command["user_id"])
         if action == "status":
-            ack(text="Ajuste status", blocks=status_blocks(deps))
+            ack(text="Ajuste status", blocks=status_blocks(deps.services))
         elif action in ("model", "finetune") and not admin:
             ack(text=f"Only Ajuste admins can use `/ajuste {action}`.")
         elif action == "model":
