@@ -1,7 +1,8 @@
 """Evidence under an answer: the one or two sentences of its sources that support it.
 
-Sentences are quoted verbatim from the chunks the model read, picked by what they share with
-the answer (figures and codes count most) and with the question; nothing here writes text.
+Sentences are quoted verbatim from the chunks the model read: the one sharing most with the
+answer (figures and codes count most) and the question, then the one closest in meaning to
+the question (by the embedding model, when the caller passes it); nothing here writes text.
 Figures the answer states that none of its sources holds are reported, so a front end can
 say so instead of showing a confident number under an unrelated quote.
 """
