@@ -133,6 +133,11 @@ TARGETS: list[tuple[str, str, str, float, bool]] = [
     ("handbook", "evidence_contains", "evidence holds the reference (in context)", 0.90, True),
     ("handbook", "abstention_correct", "unanswerable refused", 0.50, True),
     ("handbook", "false_abstention", "answerable wrongly refused", 0.10, False),
+    # the same on the unseen domains, so no target is met on the handbook alone
+    ("unseen", "contains_in_context", "correct when the prompt held the answer", 0.80, True),
+    ("unseen", "evidence_contains", "evidence holds the reference (in context)", 0.90, True),
+    ("unseen", "abstention_correct", "unanswerable refused", 0.50, True),
+    ("unseen", "false_abstention", "answerable wrongly refused", 0.10, False),
 ]
 
 
