@@ -62,7 +62,8 @@ def main() -> int:
     )
     print(text)
     if args.write:
-        args.write.write_text(f"# Performance\n\nRun `make bench` to refresh.\n\n{text}")
+        header = "Run `make bench` to refresh. Measurements on a lent GPU: [gpu.md](gpu.md).\n\n"
+        args.write.write_text(f"# Performance\n\n{header}{text}")
     return 0 if all(row.ok for row in rows) else 1
 
 
