@@ -264,7 +264,8 @@ def _split(examples: list[Example], fraction: float, seed: int) -> tuple[list[Ex
     return train, evaluation
 
 
-def _jsonl(records: Sequence[object]) -> bytes:
+def jsonl(records: Sequence[object]) -> bytes:
+    """One JSON object a line, UTF-8, as every dataset file is written."""
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
 
 
@@ -351,9 +352,9 @@ def build_dataset(
     train, evaluation = _split(list(unique.values()), eval_fraction, seed)
     summary.train, summary.eval = len(train), len(evaluation)
     files = {
-        "train.jsonl": _jsonl([{"messages": example} for example in train]),
-        "eval.jsonl": _jsonl([{"messages": example} for example in evaluation]),
-        "rejected.jsonl": _jsonl(rejected),
+        "train.jsonl": jsonl([{"messages": example} for example in train]),
+        "eval.jsonl": jsonl([{"messages": example} for example in evaluation]),
+        "rejected.jsonl": jsonl(rejected),
     }
     hashes = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     summary.sha256 = hashlib.sha256(

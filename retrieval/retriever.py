@@ -22,8 +22,8 @@ class Retriever:
     ) -> list[Hit]:
         """Hybrid-ranked chunks, best first, related or not."""
         if not self._keywords_checked:  # once: an index made for another language says so
-            self.store.check_keywords(self.embedder.keywords)
-            self._keywords_checked = self.store.keywords() is not None
+            recorded = self.store.check_keywords(self.embedder.keywords)
+            self._keywords_checked = recorded is not None
         return self.store.search(
             self.embedder.embed_query(query),
             limit=limit or self.settings.top_k,

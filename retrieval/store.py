@@ -220,11 +220,12 @@ class ChunkStore:
         metadata = self.client.get_collection(self.collection).config.metadata or {}
         return str(metadata.get(KEYWORDS, LEGACY_KEYWORDS))
 
-    def check_keywords(self, keywords: str) -> None:
-        """Refuse to mix keyword vectors of two languages (or sparse models) in one index."""
+    def check_keywords(self, keywords: str) -> str | None:
+        """Refuse to mix keyword vectors of two languages (or sparse models) in one index;
+        the index's record (None: no index yet)."""
         recorded = self.keywords()
         if recorded is None or recorded == keywords:
-            return
+            return recorded
         (model, _, made), (other, _, now) = recorded.partition(":"), keywords.partition(":")
         setting = "SPARSE_LANGUAGE" if model == other else "SPARSE_MODEL"
         if model != other:

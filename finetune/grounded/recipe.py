@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.base import LoadedBase, pick_device
+from finetune.dataset import jsonl
 from finetune.grounded import ADAPTER, DOCUMENTS, PROVENANCE, QUESTIONS
 from finetune.grounded.corpus import load_questions
 from finetune.grounded.examples import Built, Search, build_examples
@@ -35,7 +36,7 @@ def corpus_sha256(documents: Path = DOCUMENTS, questions: Path = QUESTIONS) -> s
 
 
 def _jsonl(chats: list[list[dict[str, str]]]) -> str:
-    return "".join(json.dumps({"messages": chat}, ensure_ascii=False) + "\n" for chat in chats)
+    return jsonl([{"messages": chat} for chat in chats]).decode("utf-8")
 
 
 def build_dataset(search: Search, out: Path, *, seed: int = 42) -> Built:
