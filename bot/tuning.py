@@ -46,7 +46,7 @@ def feedback(settings: Settings) -> list[Feedback]:
 
         store = open_store(settings.qdrant, settings.data_dir, holder="ajuste finetune")
         try:
-            votes = QdrantBotState(store.client, f"{store.collection}_bot").votes()
+            votes = QdrantBotState(store.state_client(), f"{store.collection}_bot").votes()
         finally:
             store.close()
     else:

@@ -118,6 +118,8 @@ class Indexer:
             if doc_id not in listed and source.owns(doc_id):
                 self._delete(doc)
                 report.deleted += 1
+        if report.added or report.updated or report.deleted:
+            self.store.optimize()  # a no-op after small changes; builds indexes after large ones
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 

@@ -119,7 +119,7 @@ def test_a_crash_mid_replace_keeps_the_old_version(
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("killed")
 
-    monkeypatch.setattr(store.client, "set_payload", crash)  # dies after writing new chunks
+    monkeypatch.setattr(store, "_reveal", crash)  # dies after writing the new chunks hidden
     with pytest.raises(RuntimeError):
         indexer.index_paths([doc.parent])
     monkeypatch.undo()
@@ -138,15 +138,20 @@ def test_a_crash_mid_replace_keeps_the_old_version(
 def test_the_index_copies_to_another_qdrant_without_reembedding(
     indexer: Indexer, store: ChunkStore, tmp_path: Path, embedder
 ):
+    """Qdrant Edge into a server (qdrant-client's local mode stands in: the same calls)."""
+    from qdrant_client import QdrantClient
+
     from retrieval.settings import QdrantSettings
-    from retrieval.store import open_store
+    from retrieval.store.client import ClientStore
 
     docs = tmp_path / "docs"
     write(docs / "a.md", "# Alpha\n\nThe alpha door code is 1234.")
     write(docs / "b.md", "# Bravo\n\nBravo team meets on Tuesdays.")
     indexer.index_paths([docs])
     tuned = QdrantSettings(path=tmp_path / "target", on_disk=True, quantization="int8", hnsw_m=32)
-    target = open_store(tuned, tmp_path)
+    target = ClientStore(
+        QdrantClient(path=str(tmp_path / "target")), collection="ajuste", local=True, settings=tuned
+    )
     try:
         assert store.copy_to(target) == store.count_chunks() == target.count_chunks() == 2
         assert target.dimension() == embedder.dim

@@ -13,5 +13,5 @@ def open_state(services: Services) -> State:
     settings = services.settings
     if settings.slack.state == "qdrant":
         store = services.store
-        return QdrantBotState(store.client, f"{store.collection}_bot")
+        return QdrantBotState(store.state_client(), f"{store.collection}_bot")
     return BotState(settings.data_dir / "bot.sqlite3")
