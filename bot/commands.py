@@ -16,6 +16,7 @@ from retrieval.errors import AjusteError
 from retrieval.runs import RunLog
 from retrieval.scheduler import SourceScheduler
 from retrieval.sources.config import load_sources
+from retrieval.sources.credentials import TokenConfig
 
 
 def cmd_index(settings: Settings, args: argparse.Namespace) -> int:
@@ -96,6 +97,7 @@ def cmd_sources_list(settings: Settings, args: argparse.Namespace) -> int:
             "kind": c.kind,
             "schedule": c.schedule,
             "visible_in": c.visible_in,
+            **({"secret": c.secret_origin} if isinstance(c, TokenConfig) else {}),
         }
         for c in sources
     ]
@@ -118,7 +120,10 @@ def cmd_sources_list(settings: Settings, args: argparse.Namespace) -> int:
         )
     for row in rows:
         where = ", ".join(row["visible_in"]) if row["visible_in"] else "all channels"
-        print(f"{row['name']:<20} {row['kind']:<6} {row['schedule']:<28} visible in {where}")
+        secret = f", secret from {row['secret']}" if "secret" in row else ""
+        print(
+            f"{row['name']:<20} {row['kind']:<10} {row['schedule']:<28} visible in {where}{secret}"
+        )
     return 0
 
 
@@ -377,7 +382,18 @@ def cmd_models_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_config_show(settings: Settings, args: argparse.Namespace) -> int:
-    print(settings.model_dump_json(indent=2))
+    """The settings (secrets masked), and where each API source's secret comes from."""
+    shown = settings.model_dump(mode="json")
+    try:
+        _, sources = _declared_sources(settings)
+    except AjusteError:
+        sources = []  # `ajuste sources list` says what is wrong with the file
+    secrets = [
+        {"name": c.name, "kind": c.kind, "secret": c.secret_origin}
+        for c in sources
+        if isinstance(c, TokenConfig)
+    ]
+    print_json(shown | ({"source_secrets": secrets} if secrets else {}))
     return 0
 
 

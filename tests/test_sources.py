@@ -366,4 +366,40 @@ def test_the_documented_example_parses():
 
     register_source_kinds(SlackSettings())
     kinds = [c.kind for c in load_sources(REPO / "examples" / "sources.yaml")]
-    assert kinds == ["files", "web", "slack", "git"]
+    assert kinds == ["files", "web", "slack", "git", "confluence", "gdrive", "notion", "github"]
+
+
+def test_api_secrets_are_named_never_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+):
+    import json
+
+    from bot.cli import main
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "key.txt").write_text("ghp_from_a_file_0001\n")
+    (data / "sources.yaml").write_text(
+        "sources:\n"
+        "  - {name: code, kind: github, repos: [acme/handbook]}\n"
+        "  - {name: code2, kind: github, repos: [acme/tools], secrets_file: key.txt}\n"
+        "  - {name: wiki, kind: notion, token_env: TEAM_NOTION}\n"
+    )
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_from_the_environment_0002")
+    assert main(["--data-dir", str(data), "sources", "list", "--json"]) == 0
+    listed = {row["name"]: row["secret"] for row in json.loads(capsys.readouterr().out)["sources"]}
+    assert listed == {
+        "code": "$GITHUB_TOKEN (set)",
+        "code2": f"file {data / 'key.txt'}",  # relative to sources.yaml's folder
+        "wiki": "$TEAM_NOTION (not set)",
+    }
+    assert main(["--data-dir", str(data), "config", "show"]) == 0
+    shown = capsys.readouterr().out
+    assert "$GITHUB_TOKEN (set)" in shown and "ghp_from" not in shown
+
+    (data / "sources.yaml").write_text(
+        "sources:\n  - {name: code, kind: github, repos: [a/b], token: ghp_inline}\n"
+    )
+    assert main(["--data-dir", str(data), "sources", "list"]) == 1
+    error = capsys.readouterr().err
+    assert "`token` does not belong in sources.yaml" in error and "ghp_inline" not in error

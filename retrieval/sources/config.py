@@ -191,6 +191,9 @@ def _resolve_paths(config: SourceConfig, base: Path) -> None:
         config.paths = [p if p.is_absolute() else (base / p).resolve() for p in config.paths]
     elif isinstance(config, GitConfig) and not config.path.is_absolute():
         config.path = (base / config.path).resolve()
+    secrets = getattr(config, "secrets_file", None)  # API kinds: a token or key file
+    if isinstance(secrets, Path) and not secrets.is_absolute():
+        config.secrets_file = (base / secrets).resolve()  # type: ignore[attr-defined]
 
 
 def _files(config: FilesConfig, context: SourceContext) -> Source:
@@ -224,6 +227,17 @@ def _git(config: GitConfig, context: SourceContext) -> Source:
     return GitSource(config.name, config.path, include=config.include, url=config.url)
 
 
+def _api_kinds() -> None:
+    """Kinds that read a service's API: one module each, with its settings model and `build`."""
+    from retrieval.sources import confluence, gdrive, github, notion
+
+    register_kind(confluence.KIND, confluence.ConfluenceConfig, confluence.build)
+    register_kind(gdrive.KIND, gdrive.GdriveConfig, gdrive.build)
+    register_kind(github.KIND, github.GithubConfig, github.build)
+    register_kind(notion.KIND, notion.NotionConfig, notion.build)
+
+
 register_kind("files", FilesConfig, _files)
 register_kind("web", WebConfig, _web)
 register_kind("git", GitConfig, _git)
+_api_kinds()
