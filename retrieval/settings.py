@@ -52,7 +52,7 @@ class QdrantSettings(BaseModel):
     )
     api_key: SecretStr | None = Field(None, description="Qdrant server API key")
     path: Path | None = Field(
-        None, description="Folder of the embedded index (Qdrant Edge, in edge/); empty: <data dir>/qdrant"
+        None, description="Folder of the embedded index (Qdrant Edge); empty: <data dir>/qdrant"
     )
     collection: str = Field("ajuste", min_length=1, description="Collection name")
     timeout: Annotated[float, Field(gt=0)] = Field(
