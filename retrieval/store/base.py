@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
 WRITE_BATCH = 64
+TIE_MARGIN = 8  # results fetched beyond the limit: hidden chunks dropped, ties settled
 _DOCUMENT_KEYS = ["doc_id", "version", "pending", "source", "location", "meta"]
 
 
@@ -210,15 +211,26 @@ class ChunkStore(ABC):
         `mode` "dense" or "sparse" ranks by one of them alone (to measure what fusion adds).
         """
         found = self._query(
-            query, limit=limit, candidates=candidates, weights=weights, scope=scope, mode=mode
+            query,
+            limit=limit + TIE_MARGIN,
+            candidates=candidates,
+            weights=weights,
+            scope=scope,
+            mode=mode,
         )
-        visible = [f for f in found if not f.point.payload.get("pending")][:limit]
+        visible = [f for f in found if not f.point.payload.get("pending")]
         similarities = _cosines([f.point.dense for f in visible], query.dense)
+        # Reciprocal-rank fusion ties often (under weights 2:1, dense rank 2 scores what
+        # keyword rank 1 does). Engines break ties their own way, Qdrant's even differently
+        # from one process to the next; the closer chunk in meaning goes first here, which is
+        # also what qdrant-client's fusion does (it keeps the dense ranking's order); the
+        # point id settles twins, so one question always gets one ranking.
+        ranked = sorted(
+            zip(visible, similarities, strict=True),
+            key=lambda pair: (-pair[0].score, -pair[1], pair[0].point.id),
+        )[:limit]
         keywords = set(query.sparse.indices.tolist())
-        return [
-            _hit(f, similarity, keywords)
-            for f, similarity in zip(visible, similarities, strict=True)
-        ]
+        return [_hit(f, similarity, keywords) for f, similarity in ranked]
 
 
 def _cosines(vectors: list[list[float]], question: np.ndarray) -> list[float]:

@@ -24,8 +24,6 @@ from retrieval.store.records import (
     StoredPoint,
 )
 
-_PENDING_MARGIN = 8  # extra results fetched so hidden chunks can be dropped
-
 
 class ClientStore(ChunkStore):
     def __init__(
@@ -232,10 +230,10 @@ class ClientStore(ChunkStore):
             indices=query.sparse.indices.tolist(), values=query.sparse.values.tolist()
         )
         # Hidden (pending) chunks are rare and only exist while a document is being replaced,
-        # so they are dropped after the search: a payload filter would cost the local mode a
-        # scan of every point on every query.
+        # so they are dropped after the search (`limit` has a margin for them): a payload
+        # filter would cost the local mode a scan of every point on every query.
         common: dict[str, Any] = {
-            "limit": limit + _PENDING_MARGIN,
+            "limit": limit,
             "with_payload": True,
             "with_vectors": True,
         }

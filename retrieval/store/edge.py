@@ -306,7 +306,7 @@ class EdgeStore(ChunkStore):
                     edge.Prefetch(limit=candidates, query=dense, filter=where),
                     edge.Prefetch(limit=candidates, query=sparse, filter=where),
                 ],
-                query=edge.Fusion.Rrf(k=RRF_K, weights=_tie_to_dense(weights)),  # type: ignore[arg-type]
+                query=edge.Fusion.Rrf(k=RRF_K, weights=list(weights)),  # type: ignore[arg-type]
                 with_payload=True,
                 with_vector=True,
             )
@@ -317,14 +317,6 @@ class EdgeStore(ChunkStore):
 
 
 RRF_K = 2  # Qdrant's default reciprocal-rank constant, as the server and qdrant-client use
-
-
-def _tie_to_dense(weights: tuple[float, float]) -> list[float]:
-    """Weighted RRF ties often (dense rank 2 and keyword rank 1 under weights 2:1). qdrant-client
-    breaks them in the dense ranking's favour; a hair more dense weight makes Edge do the same,
-    so both engines rank alike."""
-    dense, sparse = weights
-    return [dense * (1 + 1e-6), sparse]
 
 
 def _stored(pid: Any, payload: dict[str, Any] | None, vector: Any) -> StoredPoint:
