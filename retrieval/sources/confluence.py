@@ -23,8 +23,8 @@ from pydantic import Field, field_validator, model_validator
 from retrieval.documents import SUPPORTED, content_version, parse_document, parse_html
 from retrieval.errors import DocumentError
 from retrieval.sources.base import GONE, DocRef, Fetched, FetchResult, Outcome, Source, SourceError
-from retrieval.sources.config import SourceContext
 from retrieval.sources.credentials import TokenConfig
+from retrieval.sources.registry import SourceContext
 from retrieval.sources.rest import NotFoundError, RestClient
 from retrieval.store import StoredDocument
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from pydantic import Field, SecretStr, model_validator
 
 from retrieval.sources.base import SourceError
-from retrieval.sources.config import SourceConfig
+from retrieval.sources.registry import SourceConfig
 
 _INLINE = ("token", "api_token", "api_key", "password", "secret", "credentials")
 

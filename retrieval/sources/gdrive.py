@@ -29,8 +29,8 @@ from pydantic import Field, field_validator, model_validator
 from retrieval.documents import SUPPORTED, Section, decode_text, parse_document, parse_html
 from retrieval.errors import DocumentError
 from retrieval.sources.base import GONE, DocRef, Fetched, Outcome, Source, SourceError
-from retrieval.sources.config import SourceContext
 from retrieval.sources.credentials import TokenConfig
+from retrieval.sources.registry import SourceContext
 from retrieval.sources.rest import NotFoundError, RestClient
 from retrieval.store import StoredDocument
 

@@ -20,7 +20,6 @@ from pydantic import Field, field_validator, model_validator
 from retrieval.documents import Section
 from retrieval.errors import DocumentError
 from retrieval.sources.base import GONE, DocRef, Fetched, FetchResult, Outcome, Source, SourceError
-from retrieval.sources.config import SourceContext, parse_duration
 from retrieval.sources.credentials import TokenConfig
 from retrieval.sources.github_api import GithubApi, updated_since, web_url
 from retrieval.sources.github_discussions import (
@@ -30,6 +29,7 @@ from retrieval.sources.github_discussions import (
 )
 from retrieval.sources.github_threads import discussion_document, issue_document
 from retrieval.sources.github_wiki import WikiPages
+from retrieval.sources.registry import SourceContext, parse_duration
 from retrieval.sources.rest import NotFoundError
 from retrieval.store import StoredDocument
 
