@@ -126,6 +126,7 @@ def cmd_finetune_run(settings: Settings, args: argparse.Namespace) -> int:
         for version in outcome.versions:
             print(f"Registered v{version.version} {version.name} ({version.size / 1048576:.1f} MB)")
         print(outcome.gate.capitalize() + f". Report: {out / 'report.json'}")
+        print(f"Picture: {outcome.picture}" if outcome.picture else outcome.picture_note)
     return 0
 
 

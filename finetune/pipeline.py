@@ -18,6 +18,7 @@ from finetune.converter import converter_dir
 from finetune.dataset import load_manifest, read_examples
 from finetune.evaluate import EvalReport, evaluate_gguf, save_report
 from finetune.export import export
+from finetune.picture import PICTURE, PictureUnavailable, draw_history
 from finetune.registry import ModelRegistry, ModelVersion
 from finetune.settings import FinetuneSettings
 from finetune.train import TrainConfig, train
@@ -34,6 +35,9 @@ class FinetuneOutcome:
     promoted: ModelVersion | None = None
     gate: str = ""  # why the candidate was or wasn't promoted
     loss: float = 0.0
+    losses: list[float] = field(default_factory=list)  # each training step's, for the picture
+    picture: Path | None = None  # the loss curve and before/after scores, as a PNG
+    picture_note: str = ""  # why there is no picture
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +47,9 @@ class FinetuneOutcome:
             "promoted": self.promoted.version if self.promoted else None,
             "gate": self.gate,
             "train_loss": round(self.loss, 4),
+            "losses": [round(loss, 4) for loss in self.losses],
+            "picture": str(self.picture) if self.picture else None,
+            "picture_note": self.picture_note,
         }
 
 
@@ -97,7 +104,7 @@ def run_finetune(
     by_kind = dict(zip(kinds, files, strict=True))
     before = evaluated(current[0], "current")
     after = {kind: evaluated(file, file.name) for kind, file in by_kind.items()}
-    outcome = FinetuneOutcome(before, after, loss=result.loss)
+    outcome = FinetuneOutcome(before, after, loss=result.loss, losses=result.losses)
     save_report({"current": before, **after}, out / REPORT)
     for kind, file in by_kind.items():
         version = registry.register(
@@ -119,6 +126,11 @@ def run_finetune(
         outcome.gate = f"promoted: score {score:.2f} ≥ {baseline:.2f} of the current model"
     else:
         outcome.gate = f"kept the current model: score {score:.2f} < {baseline:.2f}"
+    scores = {"current": before.score, **{kind: report.score for kind, report in after.items()}}
+    try:
+        outcome.picture = draw_history(result.losses, scores, out / PICTURE, title=name)
+    except PictureUnavailable as error:  # the fine-tune stands; the report says why
+        outcome.picture_note = str(error)
     (out / "outcome.json").write_text(json.dumps(outcome.as_dict(), indent=2))
     on_event({"stage": "done", **outcome.as_dict()})
     return outcome

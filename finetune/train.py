@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +117,7 @@ class TrainResult:
     step: int
     seconds: float
     device: str = ""  # where it trained: "cpu", "cuda (NVIDIA H100 80GB HBM3)"
+    losses: list[float] = field(default_factory=list)  # each step's loss, from step 1
 
 
 def _loss(model: Any, batch: dict[str, Any], reduction: str = "mean") -> Any:
@@ -184,7 +185,12 @@ def _discard(folder: Path) -> None:
 
 
 def _save(
-    model: Any, optimizer: Any, step: int, loss: float, identity: dict[str, Any], out: Path
+    model: Any,
+    optimizer: Any,
+    step: int,
+    losses: list[float],
+    identity: dict[str, Any],
+    out: Path,
 ) -> Path:
     import torch
 
@@ -192,9 +198,10 @@ def _save(
     root.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     model.save_pretrained(temporary / "adapter", save_embedding_layers=False)
+    loss = losses[-1]
     training = {**identity, "steps": step, "loss": loss}
     (temporary / "adapter" / TRAINING_FILE).write_text(json.dumps(training, indent=2))
-    state = {"step": step, "loss": loss, "optimizer": optimizer.state_dict()}
+    state = {"step": step, "loss": loss, "losses": losses, "optimizer": optimizer.state_dict()}
     rng: dict[str, Any] = {"rng": torch.get_rng_state()}
     if torch.cuda.is_initialized():
         rng["cuda_rng"] = torch.cuda.get_rng_state_all()
@@ -265,6 +272,7 @@ def train(
         parameters = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.learning_rate, weight_decay=0.0)
         start, loss = 0, float("nan")
+        losses: list[float] = []
         if latest is not None:
             set_peft_model_state_dict(
                 model, load_file(latest / "adapter" / "adapter_model.safetensors")
@@ -275,11 +283,14 @@ def train(
             if "cuda_rng" in state and device.type == "cuda":
                 torch.cuda.set_rng_state_all(state["cuda_rng"])
             start, loss = int(state["step"]), float(state["loss"])
+            # each step's loss so far (a checkpoint from an older version kept none)
+            losses = [float(x) for x in state.get("losses", [float("nan")] * start)]
         model.train()
         saved, resumed = latest, time.monotonic()
         for step in range(start, config.steps):
             picked = batch_indices(len(rows), step, config.batch_size, config.seed)
             loss = _step_loss(model, [rows[i] for i in picked], config, loaded.pad_id, device)
+            losses.append(loss)
             torch.nn.utils.clip_grad_norm_(parameters, 1.0)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(config, step)
@@ -287,7 +298,7 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             done = step + 1
             if done % config.checkpoint_every == 0 or done == config.steps:
-                saved = _save(model, optimizer, done, loss, identity, config.out)
+                saved = _save(model, optimizer, done, losses, identity, config.out)
             if on_step is not None:
                 pace = (time.monotonic() - resumed) / (done - start)
                 on_step(done, config.steps, loss, pace * (config.steps - done))
@@ -303,6 +314,7 @@ def train(
         step=max(config.steps, start),
         seconds=time.monotonic() - began,
         device=_describe(device),
+        losses=losses,
     )
 
 

@@ -14,7 +14,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from retrieval.runner import SourceBusyError
-from retrieval.runs import RunLog
+from retrieval.runs import RunLog, SourceRun
 from retrieval.sources.config import SourceConfig, parse_duration
 
 log = logging.getLogger(__name__)
@@ -79,3 +79,14 @@ class SourceScheduler:
     def shutdown(self) -> None:
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+
+
+def next_run(config: SourceConfig, last: SourceRun | None) -> datetime | None:
+    """When `config`'s schedule runs it next (now, when a run was missed); None: no schedule."""
+    trigger = trigger_for(config)
+    if trigger is None:
+        return None
+    now = datetime.now(UTC)
+    previous = datetime.fromisoformat(last.finished or last.started) if last else None
+    following = trigger.get_next_fire_time(previous, now)
+    return max(following, now) if following is not None else None

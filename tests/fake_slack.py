@@ -26,6 +26,7 @@ class FakeSlack:
         self.history: dict[str, list[dict[str, Any]]] = {}  # channel → messages, newest first
         self.channels: dict[str, dict[str, Any]] = {}  # channel → conversations.info
         self.users: dict[str, str] = {}  # user → real name
+        self.uploads: dict[str, bytes] = {}  # file id → the bytes sent to its upload URL
         self.page_size = 1000  # a test lowers it to exercise pagination
         self.socket_url = ""
         self._ts = itertools.count(1)
@@ -126,6 +127,17 @@ class FakeSlack:
                 "ok": True,
                 "user": {"id": params["user"], "name": name.lower(), "real_name": name},
             }
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts):06d}"
+            return {"ok": True, "file_id": file_id, "upload_url": f"{self.url}/upload/{file_id}"}
+        if method == "files.completeUploadExternal":
+            files = [
+                {**f, "permalink": f"https://kestrel.slack.com/files/{BOT_USER}/{f['id']}/picture"}
+                for f in params["files"]
+            ]
+            return {"ok": True, "files": files}
+        if method in ("views.publish", "views.open"):
+            return {"ok": True, "view": {"id": f"V{next(self._ts):06d}", **params["view"]}}
         if method == "apps.connections.open":
             return {"ok": True, "url": self.socket_url}
         return {"ok": True}
@@ -135,12 +147,19 @@ class _Handler(BaseHTTPRequestHandler):
     fake: FakeSlack
 
     def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.path.startswith("/upload/"):  # files_upload_v2's second step: the bytes
+            file_id = self.path.rsplit("/", 1)[1]
+            self.fake.uploads[file_id] = raw
+            self.fake.record("upload", {"file_id": file_id, "length": len(raw)})
+            self._reply(200, {"ok": True})
+            return
+        body = raw.decode()
         if self.headers.get("Content-Type", "").startswith("application/json"):
             params = json.loads(body or "{}")
         else:
             params = dict(parse_qsl(body))
-        for key in ("blocks", "prompts"):
+        for key in ("blocks", "prompts", "view", "files"):
             if isinstance(params.get(key), str):
                 params[key] = json.loads(params[key])
         if self.path.startswith("/response/"):

@@ -99,3 +99,49 @@ def click(url: str, action_id: str, value: str, *, user: str, channel: str, resp
 
 def ts() -> str:
     return f"{int(time.time())}.{next(_ids):06d}"
+
+
+def home_opened(url: str, user: str) -> tuple[int, str]:
+    return event(
+        url, {"type": "app_home_opened", "user": user, "channel": "D" + user, "tab": "home"}
+    )
+
+
+def home_click(
+    url: str, action_id: str, value: str = "", *, user: str, selected: str | None = None
+) -> tuple[int, str]:
+    """A button (or, with `selected`, a menu choice) pressed on the Home tab."""
+    action: dict[str, Any] = {"action_id": action_id, "block_id": "b", "action_ts": ts()}
+    if selected is None:
+        action |= {"type": "button", "value": value}
+    else:
+        option = {"text": {"type": "plain_text", "text": selected}, "value": selected}
+        action |= {"type": "static_select", "selected_option": option}
+    payload = {
+        "type": "block_actions",
+        "team": {"id": TEAM},
+        "user": {"id": user},
+        "api_app_id": "A0APP",
+        "container": {"type": "view", "view_id": "VHOME"},
+        "view": {"id": "VHOME", "type": "home"},
+        "trigger_id": f"tr{next(_ids)}",
+        "actions": [action],
+    }
+    return signed_post(
+        url, urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+    )
+
+
+def submit_view(url: str, view: dict[str, Any], values: dict[str, Any], *, user: str):
+    """A modal submitted with these input values (block id → action id → value)."""
+    payload = {
+        "type": "view_submission",
+        "team": {"id": TEAM},
+        "user": {"id": user},
+        "api_app_id": "A0APP",
+        "trigger_id": f"tr{next(_ids)}",
+        "view": {**view, "id": "VMODAL", "state": {"values": values}},
+    }
+    return signed_post(
+        url, urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+    )

@@ -90,6 +90,26 @@ def test_feedback_and_examples_become_a_model_that_knows_the_fact(loop, default_
     assert "Fine-tune done" in report and "Promoted" in report, report
     assert any("training, step" in c["text"] for c in fake.called("chat.update"))
 
+    # the loss and score picture: drawn from this run's losses, uploaded with the files API
+    # into the report's thread, shown in the report and on the admin's Home tab
+    [posted] = [c for c in fake.called("chat.postMessage") if "Fine-tune" in c["text"]]
+    [upload] = fake.called("upload")
+    assert fake.called("files.getUploadURLExternal")[0]["filename"] == "loss-and-scores.png"
+    assert fake.uploads[upload["file_id"]].startswith(b"\x89PNG\r\n")
+    [completed] = fake.called("files.completeUploadExternal")
+    assert (completed["channel_id"], completed["thread_ts"]) == ("C1", posted["_ts"])
+    assert completed["files"][0]["id"] == upload["file_id"]
+    image = {"id": upload["file_id"]}
+    assert image in [b.get("slack_file") for b in fake.called("chat.update")[-1]["blocks"]]
+    assert f"Picture: <https://kestrel.slack.com/files/UBOT/{upload['file_id']}/" in report
+    fake.wait_for(lambda f: bool(f.called("views.publish")), timeout=30)  # after it's kept
+    assert state.finetunes(1)[0].file_id == upload["file_id"]
+    home = fake.called("views.publish")[-1]
+    assert home["user_id"] == "UADMIN"
+    assert image in [b.get("slack_file") for b in home["view"]["blocks"]]
+    [run] = (services.settings.data_dir / "finetune" / "runs").iterdir()
+    assert len(json.loads((run / "outcome.json").read_text())["losses"]) == 30
+
     dataset = services.settings.data_dir / "finetune" / "dataset"
     manifest = json.loads((dataset / "manifest.json").read_text())
     assert manifest["counts"]["feedback_approved"] == 1

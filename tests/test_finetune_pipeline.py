@@ -130,6 +130,8 @@ def test_resume_gives_the_uninterrupted_weights(base: LoadedBase, tmp_path: Path
     resumed = train(config("resumed", checkpoint_every=2), base=base)
     assert (resumed.steps_run, resumed.step) == (2, 4)
     assert resumed.loss == pytest.approx(straight.loss)
+    # the loss history runs from step 1 across the interruption, for the fine-tune's picture
+    assert len(straight.losses) == 4 and resumed.losses == pytest.approx(straight.losses)
     expected = load_file(straight.adapter_dir / "adapter_model.safetensors")
     actual = load_file(resumed.adapter_dir / "adapter_model.safetensors")
     assert expected.keys() == actual.keys() and len(expected) > 0

@@ -61,6 +61,43 @@ def test_threads_answers_and_votes_are_shared(client: QdrantClient):
     assert (vote.question, vote.answer, vote.vote, vote.user) == ("Q?", "A.", -1, "U2")
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "qdrant"])
+def test_the_review_queue_and_fine_tunes_look_the_same_from_every_replica(
+    kind: str, client: QdrantClient, tmp_path: Path
+):
+    """The Home tab's records: one replica reviews, the other sees it (SQLite: one file)."""
+    if kind == "qdrant":
+        first, second = QdrantBotState(client, "t_bot"), QdrantBotState(client, "t_bot")
+    else:
+        first, second = BotState(tmp_path / "bot.sqlite3"), BotState(tmp_path / "bot.sqlite3")
+    ids = [
+        first.record_answer(question=f"Q{n}?", answer="A.", sources=[{"n": 1}], model="m",
+                            user="U1" if n < 3 else "U2", channel="C1", thread_ts=f"{n}.0")
+        for n in range(4)
+    ]  # fmt: skip
+    for answer_id, votes in zip(ids, [(-1, -1), (1, -1), (-1,), ()], strict=True):
+        for voter, vote in enumerate(votes):
+            second.vote(answer_id, user=f"V{voter}", channel="C1", vote=vote)
+    assert [r.answer_id for r in second.disliked()] == [ids[2], ids[0]]  # newest first
+    assert (second.disliked()[1].up, second.disliked()[1].down) == (0, 2)
+    assert [r.question for r in second.answers_by("U1", 2)] == ["Q2?", "Q1?"]
+    record = second.answer(ids[1])
+    assert record is not None and (record.up, record.down, record.thread_ts) == (1, 1, "1.0")
+    assert second.answer("unknown") is None
+    assert first.review(ids[2], action="corrected", user="UADMIN", correction="Right.")
+    assert not first.review("unknown", action="dismissed", user="UADMIN")
+    assert [r.answer_id for r in second.disliked()] == [ids[0]]
+    first.record_finetune(report="Fine-tune done.", file_id="F1", user="UADMIN")
+    first.record_finetune(report="Fine-tune failed.", file_id=None, user="UADMIN")
+    runs = second.finetunes(5)
+    assert [(r.report, r.file_id) for r in runs] == [
+        ("Fine-tune failed.", None),
+        ("Fine-tune done.", "F1"),
+    ]
+    first.close()
+    second.close()
+
+
 def test_the_setting_picks_the_state(make_settings) -> None:
     for kind, expected in (("sqlite", BotState), ("qdrant", QdrantBotState)):
         settings = make_settings(slack={"state": kind})

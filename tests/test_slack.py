@@ -615,7 +615,7 @@ def test_admins_choose_the_model_in_slack(bot: Bot):
 
 def test_a_finetune_job_reports_its_failure_in_the_channel(bot: Bot, tmp_path: Path):
     job = bot.deps.finetune
-    bot.deps.finetune = FinetuneJob(tmp_path)  # no curated examples, no votes
+    bot.deps.finetune = FinetuneJob(tmp_path, bot.deps.answerer.state)  # no examples, no votes
     try:
         status, body = command(bot.events, "/ajuste", "finetune", user="UADMIN", channel="C1",
                                response_url=bot.fake.response_url("ft"))  # fmt: skip

@@ -48,6 +48,7 @@ def build_app(settings: Settings, services: Services, state: State) -> tuple[App
         ),
         reindexer=Reindexer(services),
         bot_user_id=identity["user_id"],
+        team_url=identity.get("url") or "",
     )
     listeners.register(app, deps)
     return app, deps

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -48,13 +49,15 @@ class ProgressMessage:
             self._last = time.monotonic()
         self._edit(text)
 
-    def finish(self, text: str) -> None:
-        if self.ts is None or not self._edit(text):
+    def finish(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
+        if self.ts is None or not self._edit(text, blocks):
             self.private_reply(text)
 
-    def _edit(self, text: str) -> bool:
+    def _edit(self, text: str, blocks: list[dict[str, Any]] | None = None) -> bool:
         try:
-            self.client.chat_update(channel=self.channel, ts=self.ts or "", text=text)
+            self.client.chat_update(
+                channel=self.channel, ts=self.ts or "", text=text, blocks=blocks
+            )
             return True
         except SlackApiError as error:
             log.warning("could not update the progress message: %s", error.response.get("error"))

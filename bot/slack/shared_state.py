@@ -16,7 +16,7 @@ from typing import Any
 
 from qdrant_client import QdrantClient, models
 
-from bot.slack.state import SEEN_DAYS, Vote
+from bot.slack.state import SEEN_DAYS, AnswerRecord, FinetuneRun, Vote
 
 _CLAIMING = threading.Lock()
 NAMESPACE = uuid.UUID("5d0a3c59-8f2e-4c34-9d0b-8b7f6c1f2a10")  # ids from keys, same everywhere
@@ -27,7 +27,8 @@ def _id(*parts: str) -> str:
 
 
 class QdrantBotState:
-    """Handled events, followed threads, answers and votes in the collection `<index>_bot`."""
+    """Handled events, followed threads, answers, votes, reviews and fine-tunes in the
+    collection `<index>_bot`."""
 
     def __init__(self, client: QdrantClient, collection: str) -> None:
         self.client = client
@@ -36,7 +37,7 @@ class QdrantBotState:
             client.create_collection(collection, vectors_config={})
             with warnings.catch_warnings():  # the embedded Qdrant ignores indexes, and says so
                 warnings.simplefilter("ignore", UserWarning)
-                for key in ("kind", "answer_id"):
+                for key in ("kind", "answer_id", "user"):
                     client.create_payload_index(collection, key, models.PayloadSchemaType.KEYWORD)
                 client.create_payload_index(collection, "at", models.PayloadSchemaType.FLOAT)
         client.delete(
@@ -139,6 +140,73 @@ class QdrantBotState:
         ]
         return sorted(rows, key=lambda vote: vote.at)
 
+    def answer(self, answer_id: str) -> AnswerRecord | None:
+        found = self.client.retrieve(self.collection, [_id("answer", answer_id)])
+        payloads = [r.payload for r in found if r.payload]
+        return self._tallied(payloads)[0] if payloads else None
+
+    def answers_by(self, user: str, limit: int) -> list[AnswerRecord]:
+        where = models.Filter(must=[_kind("answer"), _match("user", user)])
+        answers = sorted(self._scroll(where), key=lambda a: -float(a["at"]))[:limit]
+        return self._tallied(answers)
+
+    def disliked(self) -> list[AnswerRecord]:
+        tally: dict[str, int] = {}
+        for vote in self._scroll(models.Filter(must=[_kind("vote")])):
+            tally[str(vote["answer_id"])] = tally.get(str(vote["answer_id"]), 0) + int(vote["vote"])
+        reviewed = {
+            str(r["answer_id"]) for r in self._scroll(models.Filter(must=[_kind("review")]))
+        }
+        wanted = [_id("answer", a) for a, score in tally.items() if score < 0 and a not in reviewed]
+        found = self.client.retrieve(self.collection, wanted) if wanted else []
+        answers = sorted((r.payload for r in found if r.payload), key=lambda a: -float(a["at"]))
+        return self._tallied(answers)
+
+    def review(self, answer_id: str, *, action: str, user: str, correction: str = "") -> bool:
+        if not self.client.retrieve(self.collection, [_id("answer", answer_id)]):
+            return False
+        record = {
+            "kind": "review",
+            "answer_id": answer_id,
+            "action": action,
+            "user": user,
+            "correction": correction,
+            "at": time.time(),
+        }
+        self._put([record], [_id("review", answer_id)])
+        return True
+
+    def record_finetune(self, *, report: str, file_id: str | None, user: str) -> None:
+        record = {"kind": "finetune", "report": report, "file_id": file_id, "user": user}
+        self._put([{**record, "at": time.time()}], [_id("finetune", uuid.uuid4().hex)])
+
+    def finetunes(self, limit: int) -> list[FinetuneRun]:
+        runs = sorted(self._scroll(models.Filter(must=[_kind("finetune")])), key=lambda r: -r["at"])
+        return [FinetuneRun(r["report"], r["file_id"], r["user"], r["at"]) for r in runs[:limit]]
+
+    def _tallied(self, answers: list[dict[str, Any]]) -> list[AnswerRecord]:
+        """Answer payloads as records, each with its 👍 and 👎 counted."""
+        if not answers:
+            return []
+        ids = [str(a["answer_id"]) for a in answers]
+        votes = self._scroll(models.Filter(must=[_kind("vote"), _any("answer_id", ids)]))
+        return [
+            AnswerRecord(
+                answer_id,
+                a["question"],
+                a["answer"],
+                a["sources"],
+                a["model"],
+                a["user"],
+                a["channel"],
+                a["thread_ts"],
+                float(a["at"]),
+                up=sum(1 for v in votes if v["answer_id"] == answer_id and v["vote"] > 0),
+                down=sum(1 for v in votes if v["answer_id"] == answer_id and v["vote"] < 0),
+            )
+            for answer_id, a in zip(ids, answers, strict=True)
+        ]
+
     def _put(
         self,
         payloads: list[dict[str, Any]],
@@ -169,6 +237,14 @@ class QdrantBotState:
 
 def _kind(kind: str) -> models.FieldCondition:
     return models.FieldCondition(key="kind", match=models.MatchValue(value=kind))
+
+
+def _match(key: str, value: str) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))
+
+
+def _any(key: str, values: list[str]) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchAny(any=values))
 
 
 def _before(at: float) -> models.FieldCondition:

@@ -17,6 +17,7 @@ def help_text(admin: bool) -> str:
         "• `/ask QUESTION` answers privately; `/ask QUESTION --public` answers in the channel.",
         "• 👍/👎 under an answer tells the admins what works.",
         "• `/ajuste status` shows the model, the index and the last re-index.",
+        "• My *Home* tab (click Ajuste in the sidebar) lists your recent questions.",
     ]
     if admin:
         lines += [
@@ -24,6 +25,8 @@ def help_text(admin: bool) -> str:
             "• Admins: `/ajuste model [list | use VERSION | rollback]` chooses the served model.",
             "• Admins: `/ajuste finetune [steps N]` trains a new version from the curated "
             "examples and 👍 answers, and serves it if it scores at least as well.",
+            "• Admins: the Home tab also shows the model, the index, the fine-tunes and the "
+            "review queue of 👎 answers, where a correction becomes a training example.",
         ]
     return "\n".join(lines)
 

@@ -1,15 +1,19 @@
-"""👍/👎 on answers, stored for the fine-tune dataset."""
+"""Buttons: 👍/👎 on answers (stored for the fine-tune dataset), and the Home tab's."""
 
 from typing import Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.listeners.actions import home, review
 from bot.metrics import FEEDBACK_VOTES
 from bot.slack.answering import VOTE_DOWN, VOTE_UP
 from bot.slack.deps import SlackDeps
 
 
 def register(app: App, deps: SlackDeps) -> None:
+    home.register(app, deps)
+    review.register(app, deps)
+
     @app.action(VOTE_UP)
     @app.action(VOTE_DOWN)
     def vote(ack: Ack, body: dict[str, Any], action: dict[str, Any], respond: Respond) -> None:

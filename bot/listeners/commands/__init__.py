@@ -5,13 +5,10 @@ from typing import Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
-from bot.model_admin import roll_back, use_version, version_lines
-from bot.reindex import SourceBusyError
+from bot.slack import admin
 from bot.slack.answering import Question
 from bot.slack.deps import SlackDeps
-from bot.slack.progress import ReindexProgress
 from bot.slack.status import help_text, status_blocks
-from retrieval.errors import AjusteError
 
 
 def register(app: App, deps: SlackDeps) -> None:
@@ -67,48 +64,35 @@ def register(app: App, deps: SlackDeps) -> None:
         def private(text: str) -> None:
             respond(text=text, response_type="ephemeral")
 
-        for name in wanted:
-            busy = deps.reindexer.busy(name)
-            if busy:
-                private(f"`{name}` {busy}: I'll leave that run to finish.")
-                continue
-            progress = ReindexProgress(
-                client, channel=command["channel_id"], source=name, private_reply=private
-            )
-            try:
-                deps.reindexer.start(name, on_done=progress.done, on_progress=progress.progress)
-            except SourceBusyError as error:
-                progress.done(None, str(error))
+        admin.reindex(
+            deps,
+            client,
+            wanted,
+            channel=command["channel_id"],
+            private=private,
+            on_done=lambda: deps.home.publish(client, command["user_id"]),
+        )
 
     @app.command("/ajuste")
     def ajuste(ack: Ack, command: dict[str, Any], respond: Respond, client: WebClient) -> None:
         words = command.get("text", "").strip().lower().split()
         action = words[0] if words else "help"
-        admin = deps.is_admin(command["user_id"])
+        is_admin = deps.is_admin(command["user_id"])
         if action == "status":
             ack(text="Ajuste status", blocks=status_blocks(deps.services))
-        elif action in ("model", "finetune") and not admin:
+        elif action in ("model", "finetune") and not is_admin:
             ack(text=f"Only Ajuste admins can use `/ajuste {action}`.")
         elif action == "model":
-            ack(text=model_admin(words[1:]))
+            ack(text=admin.model_command(deps, words[1:]))
+            deps.home.publish(client, command["user_id"])
         elif action == "finetune":
-            ack(text=start_finetune(words[1:], command["channel_id"], respond, client))
+            ack(text=finetune(words[1:], command, respond, client))
         else:
-            ack(text=help_text(admin))
+            ack(text=help_text(is_admin))
 
-    def model_admin(words: list[str]) -> str:
-        try:
-            if words[:1] == ["use"] and len(words) == 2 and words[1].lstrip("v").isdigit():
-                return use_version(deps.settings, int(words[1].lstrip("v")))
-            if words == ["rollback"]:
-                return roll_back(deps.settings)
-            if words in ([], ["list"]):
-                return "```" + "\n".join(version_lines(deps.settings)) + "```"
-        except AjusteError as error:
-            return f":warning: {error}"
-        return "Usage: `/ajuste model [list | use VERSION | rollback]`."
-
-    def start_finetune(words: list[str], channel: str, respond: Respond, client: WebClient) -> str:
+    def finetune(
+        words: list[str], command: dict[str, Any], respond: Respond, client: WebClient
+    ) -> str:
         run_args: tuple[str, ...] = ()
         if words[:1] == ["steps"] and len(words) == 2 and words[1].isdigit():
             run_args = ("--steps", words[1])
@@ -118,11 +102,13 @@ def register(app: App, deps: SlackDeps) -> None:
         def private(text: str) -> None:
             respond(text=text, response_type="ephemeral")
 
-        if not deps.finetune.start(
-            client, channel=channel, private_reply=private, run_args=run_args
-        ):
-            return "A fine-tune is already running: its progress is in the channel."
-        return (
-            "Fine-tune started in its own process: dataset, LoRA, GGUF, eval. Progress follows "
-            "here; the new version is served only if it scores at least as well."
+        user = command["user_id"]
+        return admin.start_finetune(
+            deps,
+            client,
+            channel=command["channel_id"],
+            user=user,
+            private=private,
+            run_args=run_args,
+            on_done=lambda: deps.home.publish(client, user),
         )

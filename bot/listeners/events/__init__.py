@@ -1,4 +1,4 @@
-"""Mentions, DMs and follow-ups in threads the bot has answered in."""
+"""Mentions, DMs and follow-ups in threads the bot has answered in; the Home tab opened."""
 
 from typing import Any
 
@@ -31,3 +31,8 @@ def register(app: App, deps: SlackDeps) -> None:
         if not direct and not (thread_ts and answerer.state.in_thread(channel, thread_ts)):
             return
         answerer.handle(client, Question.from_message(event, body), body.get("event_id"))
+
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") == "home":
+            deps.home.publish(client, event["user"])
