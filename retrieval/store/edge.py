@@ -259,7 +259,10 @@ class EdgeStore(ChunkStore):
                     offset=offset, limit=batch, filter=where, with_payload=True, with_vector=vectors
                 )
             )
-            yield [_stored(record.id, record.payload, record.vector) for record in records]
+            yield [
+                _stored(record.id, _without_audience(record.payload), record.vector)
+                for record in records
+            ]
             if offset is None:
                 return
 
@@ -324,11 +327,16 @@ def _stored(pid: Any, payload: dict[str, Any] | None, vector: Any) -> StoredPoin
     sparse = vectors.get(SPARSE)
     return StoredPoint(
         str(pid),
-        payload or {},  # with our `audience`: a copy into another store derives its own
+        payload or {},
         vectors.get(DENSE) or [],
         sparse.indices if sparse is not None else [],
         sparse.values if sparse is not None else [],
     )
+
+
+def _without_audience(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """The document's payload: `audience` is this engine's, and a copy derives its own."""
+    return {k: v for k, v in (payload or {}).items() if k != AUDIENCE}
 
 
 def _hold(path: Path, holder: str) -> IO[str]:

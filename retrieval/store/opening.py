@@ -17,6 +17,7 @@ from retrieval.settings import QdrantSettings
 from retrieval.store.base import ChunkStore
 from retrieval.store.client import ClientStore
 from retrieval.store.edge import EdgeStore
+from retrieval.store.records import LEGACY_KEYWORDS
 
 log = logging.getLogger(__name__)
 MIGRATING = "migrating_from"  # in the Edge index's record while a copy is under way
@@ -83,7 +84,8 @@ def move_legacy_index(root: Path, store: EdgeStore) -> int:
         if dim is None:
             return 0
         log.warning("moving the index at %s (%d chunks) into Qdrant Edge, once", root, total)
-        store.ensure_collection(dim, legacy.keywords() or "", **{MIGRATING: str(root)})
+        keywords = legacy.keywords() or LEGACY_KEYWORDS
+        store.ensure_collection(dim, keywords, **{MIGRATING: str(root)})
         copied = legacy.copy_to(store)
         if store.count_chunks() != total:
             raise StoreUnavailableError(
