@@ -98,6 +98,11 @@ class ChunkStore(ABC):
         mode: str,
     ) -> list[Found]: ...
 
+    def _complete(self, found: list[Found]) -> list[Found]:
+        """The chosen results with their payload and vectors, where `_query` left them out so
+        as not to carry them for the candidates that don't make the cut."""
+        return found
+
     def optimize(self) -> None:  # noqa: B027  (engines that build indexes lazily override it)
         """Build search indexes for what was just written; a no-op when there is little."""
 
@@ -219,18 +224,52 @@ class ChunkStore(ABC):
             mode=mode,
         )
         visible = [f for f in found if not f.point.payload.get("pending")]
-        similarities = _cosines([f.point.dense for f in visible], query.dense)
-        # Reciprocal-rank fusion ties often (under weights 2:1, dense rank 2 scores what
-        # keyword rank 1 does). Engines break ties their own way, Qdrant's even differently
-        # from one process to the next; the closer chunk in meaning goes first here, which is
-        # also what qdrant-client's fusion does (it keeps the dense ranking's order); the
-        # point id settles twins, so one question always gets one ranking.
-        ranked = sorted(
-            zip(visible, similarities, strict=True),
-            key=lambda pair: (-pair[0].score, -pair[1], pair[0].point.id),
-        )[:limit]
+        ranked = _settle_ties(self._complete(_contenders(visible, limit)), query.dense)[:limit]
+        similarities = _cosines([f.point.dense for f in ranked], query.dense)
         keywords = set(query.sparse.indices.tolist())
-        return [_hit(f, similarity, keywords) for f, similarity in ranked]
+        return [
+            _hit(f, similarity, keywords)
+            for f, similarity in zip(ranked, similarities, strict=True)
+        ]
+
+
+def _contenders(found: list[Found], limit: int) -> list[Found]:
+    """The best `limit`, and any others tied with the last of them, best first."""
+    ordered = sorted(found, key=lambda f: -f.score)
+    end = min(limit, len(ordered))
+    while 0 < end < len(ordered) and ordered[end].score == ordered[end - 1].score:
+        end += 1
+    return ordered[:end]
+
+
+def _settle_ties(found: list[Found], question: np.ndarray) -> list[Found]:
+    """Best first, one order every time.
+
+    Reciprocal-rank fusion ties often (under weights 2:1, dense rank 2 scores what keyword
+    rank 1 does). Engines break ties their own way, Qdrant's even differently from one call to
+    the next; here the chunk closer in meaning goes first, which is also what qdrant-client's
+    fusion does (it keeps the dense ranking's order), and the point id settles twins.
+    """
+    ordered = sorted(found, key=lambda f: -f.score)
+    settled: list[Found] = []
+    start = 0
+    while start < len(ordered):
+        end = start + 1
+        while end < len(ordered) and ordered[end].score == ordered[start].score:
+            end += 1
+        tied = ordered[start:end]
+        if len(tied) > 1:
+            near = _cosines([f.point.dense for f in tied], question)
+            tied = [
+                f
+                for _, _, f in sorted(
+                    zip(near, (f.point.id for f in tied), tied, strict=True),
+                    key=lambda t: (-t[0], t[1]),
+                )
+            ]
+        settled += tied
+        start = end
+    return settled
 
 
 def _cosines(vectors: list[list[float]], question: np.ndarray) -> list[float]:

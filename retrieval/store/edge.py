@@ -299,8 +299,8 @@ class EdgeStore(ChunkStore):
                 limit=limit,
                 query=dense if mode == "dense" else sparse,
                 filter=where,
-                with_payload=True,
-                with_vector=True,
+                with_payload=False,
+                with_vector=False,
             )
         else:
             request = edge.QueryRequest(
@@ -310,12 +310,25 @@ class EdgeStore(ChunkStore):
                     edge.Prefetch(limit=candidates, query=sparse, filter=where),
                 ],
                 query=edge.Fusion.Rrf(k=RRF_K, weights=list(weights)),  # type: ignore[arg-type]
-                with_payload=True,
-                with_vector=True,
+                with_payload=False,  # the few chosen get theirs in `_complete`
+                with_vector=False,
             )
         return [
             Found(float(p.score), _stored(p.id, p.payload, p.vector))
             for p in self.shard.query(request)
+        ]
+
+    def _complete(self, found: list[Found]) -> list[Found]:
+        if self.shard is None or not found:
+            return found
+        records = self.shard.retrieve(
+            [f.point.id for f in found], with_payload=True, with_vector=True
+        )
+        by_id = {str(r.id): r for r in records}
+        return [  # a point deleted between the two calls is left out
+            Found(f.score, _stored(r.id, r.payload, r.vector))
+            for f in found
+            if (r := by_id.get(f.point.id)) is not None
         ]
 
 
