@@ -2,6 +2,7 @@
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
@@ -50,6 +51,7 @@ class Source(ABC):
     """One named, scheduled collection of documents."""
 
     kind: str = ""
+    workers: int = 1  # documents fetched at once
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -65,12 +67,21 @@ class Source(ABC):
     def fetch_all(
         self, items: list[tuple[DocRef, "StoredDocument | None"]]
     ) -> Iterator[tuple[DocRef, FetchResult]]:
-        """Fetch in order; sources over a network override this to fetch concurrently."""
-        for ref, previous in items:
+        """Fetch in order, `workers` at a time (sources over a network raise it)."""
+
+        def one(item: tuple[DocRef, "StoredDocument | None"]) -> tuple[DocRef, FetchResult]:
             try:
-                yield ref, self.fetch(ref, previous)
+                return item[0], self.fetch(*item)
             except Exception as error:  # reported per document by the indexer
-                yield ref, error
+                return item[0], error
+
+        if self.workers <= 1:
+            yield from map(one, items)
+            return
+        with ThreadPoolExecutor(
+            self.workers, thread_name_prefix=f"{self.kind}-{self.name}"
+        ) as pool:
+            yield from pool.map(one, items)
 
     def close(self) -> None:  # noqa: B027  (optional hook, nothing to release by default)
         """Release connections; called after every run."""

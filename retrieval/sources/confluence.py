@@ -11,7 +11,6 @@ import html
 import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from retrieval.documents import SUPPORTED, content_version, parse_document, parse_html
 from retrieval.errors import DocumentError
-from retrieval.sources.base import GONE, DocRef, Fetched, FetchResult, Outcome, Source, SourceError
+from retrieval.sources.base import GONE, DocRef, Fetched, Outcome, Source, SourceError
 from retrieval.sources.credentials import TokenConfig
 from retrieval.sources.registry import SourceContext
 from retrieval.sources.rest import NotFoundError, RestClient
@@ -96,6 +95,7 @@ class _Listed:
 
 class ConfluenceSource(Source):
     kind = KIND
+    workers = _WORKERS
 
     def __init__(
         self,
@@ -232,21 +232,6 @@ class ConfluenceSource(Source):
                 seen.add(str(item.get("id")))
                 yield item, base
             url, params = _relative(links.get("next"), links.get("context")), {}
-
-    def fetch_all(
-        self, items: list[tuple[DocRef, StoredDocument | None]]
-    ) -> Iterator[tuple[DocRef, FetchResult]]:
-        """Fetch a few at a time: polite to the server, much faster than one by one."""
-
-        def one(item: tuple[DocRef, StoredDocument | None]) -> tuple[DocRef, FetchResult]:
-            ref, previous = item
-            try:
-                return ref, self.fetch(ref, previous)
-            except Exception as error:  # reported per document by the indexer
-                return ref, error
-
-        with ThreadPoolExecutor(_WORKERS, thread_name_prefix=f"confluence-{self.name}") as pool:
-            yield from pool.map(one, items)
 
     def fetch(self, ref: DocRef, previous: StoredDocument | None) -> Fetched | Outcome:
         listed = self._listed[ref.doc_id]

@@ -7,8 +7,7 @@ thread's update time, so an unchanged thread costs nothing beyond the listing.
 
 import logging
 import re
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 
 from retrieval.documents import Section
 from retrieval.errors import DocumentError
-from retrieval.sources.base import GONE, DocRef, Fetched, FetchResult, Outcome, Source, SourceError
+from retrieval.sources.base import GONE, DocRef, Fetched, Outcome, Source, SourceError
 from retrieval.sources.credentials import TokenConfig
 from retrieval.sources.github_api import GithubApi, updated_since, web_url
 from retrieval.sources.github_discussions import (
@@ -105,6 +104,7 @@ class _Thread:
 
 class GithubSource(Source):
     kind = KIND
+    workers = _WORKERS
 
     def __init__(
         self, config: GithubConfig, *, token: str, max_bytes: int, state_dir: Path
@@ -225,18 +225,6 @@ class GithubSource(Source):
         refs = wiki.refs()
         self._wikis.update((ref.doc_id, wiki) for ref in refs)
         return refs
-
-    def fetch_all(
-        self, items: list[tuple[DocRef, StoredDocument | None]]
-    ) -> Iterator[tuple[DocRef, FetchResult]]:
-        def one(item: tuple[DocRef, StoredDocument | None]) -> tuple[DocRef, FetchResult]:
-            try:
-                return item[0], self.fetch(*item)
-            except Exception as error:  # reported per thread by the indexer
-                return item[0], error
-
-        with ThreadPoolExecutor(_WORKERS, thread_name_prefix=f"github-{self.name}") as pool:
-            yield from pool.map(one, items)
 
     def fetch(self, ref: DocRef, previous: StoredDocument | None) -> Fetched | Outcome:
         wiki = self._wikis.get(ref.doc_id)

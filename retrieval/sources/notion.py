@@ -12,7 +12,6 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +22,7 @@ from pydantic import Field, field_validator
 
 from retrieval.documents import Section
 from retrieval.errors import DocumentError
-from retrieval.sources.base import GONE, DocRef, Fetched, FetchResult, Outcome, Source, SourceError
+from retrieval.sources.base import GONE, DocRef, Fetched, Outcome, Source, SourceError
 from retrieval.sources.credentials import TokenConfig
 from retrieval.sources.registry import SourceContext
 from retrieval.sources.rest import NotFoundError, RestClient
@@ -173,20 +172,6 @@ class NotionSource(Source):
             queue.extend((child, False) for child in entry["children"])
         if self.config.pages and self.config.children:
             self._remember_children(remembered)
-
-    def fetch_all(
-        self, items: list[tuple[DocRef, StoredDocument | None]]
-    ) -> Iterator[tuple[DocRef, FetchResult]]:
-        """A few pages at a time: each is several requests, and Notion limits their rate."""
-
-        def one(item: tuple[DocRef, StoredDocument | None]) -> tuple[DocRef, FetchResult]:
-            try:
-                return item[0], self.fetch(*item)
-            except Exception as error:  # reported per page by the indexer
-                return item[0], error
-
-        with ThreadPoolExecutor(self.workers, thread_name_prefix=f"notion-{self.name}") as pool:
-            yield from pool.map(one, items)
 
     def fetch(self, ref: DocRef, previous: StoredDocument | None) -> Fetched | Outcome:
         page_id = ref.doc_id.removeprefix(f"{KIND}:")
