@@ -21,7 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,6 +29,8 @@ from urllib.parse import parse_qs, urlsplit
 from cryptography.hazmat.primitives import serialization as pem
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth import jwt
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 FOLDER = "application/vnd.google-apps.folder"
 DOC = "application/vnd.google-apps.document"
@@ -104,17 +106,15 @@ class FakeDrive:
         self._faults: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._count = 0
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LoopbackServer(self._handler())
+        self.url = self.server.url
         self.folder = self.add(FOLDER, "Team handbook", parent="root")
         self._dir = Path(tempfile.mkdtemp(prefix="fake-gdrive-"))
         self.key_path = self._dir / "ajuste-indexer.json"
         self.key_path.write_text(json.dumps(self.key_info()))
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     def key_info(self) -> dict[str, str]:
@@ -183,15 +183,12 @@ class FakeDrive:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 fake._serve(self, b"")
 
             def do_POST(self) -> None:
                 fake._serve(self, self.rfile.read(int(self.headers.get("Content-Length", 0))))
-
-            def log_message(self, *args: object) -> None:
-                pass
 
         return Handler
 

@@ -12,9 +12,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 TOKEN_ENV = "FAKE_GITHUB_TOKEN"
 POPULATED = "acme/handbook"
@@ -50,24 +52,19 @@ class FakeGitHub:
         self._lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 fake._serve(self, "GET")
 
             def do_POST(self) -> None:
                 fake._serve(self, "POST")
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.url
         self.web = "https://github.com"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
     # ---- the data ------------------------------------------------------------------------
 

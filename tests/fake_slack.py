@@ -9,9 +9,10 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.loopback import LoopbackServer, QuietHandler
 
 BOT_USER = "UBOT"
 TEAM = "T0TEAM"
@@ -32,9 +33,8 @@ class FakeSlack:
         self._ts = itertools.count(1)
         self._condition = threading.Condition()
         handler = type("Handler", (_Handler,), {"fake": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LoopbackServer(handler)
+        self.url = self.server.url
 
     @property
     def api_url(self) -> str:
@@ -44,8 +44,7 @@ class FakeSlack:
         return f"{self.url}/response/{name}"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
     def record(self, method: str, params: dict[str, Any]) -> None:
         with self._condition:
@@ -143,7 +142,7 @@ class FakeSlack:
         return {"ok": True}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(QuietHandler):
     fake: FakeSlack
 
     def do_POST(self) -> None:
@@ -187,6 +186,3 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass

@@ -2,17 +2,15 @@
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from retrieval.embeddings import Embedder
-from retrieval.runs import RunLog
 from retrieval.settings import QdrantSettings
 from retrieval.store import open_store
 from tests.conftest import REPO
+from tests.processes import kill_mid_run
 
 AJUSTE = [sys.executable, "-m", "bot.cli"]
 
@@ -96,19 +94,7 @@ def test_a_killed_run_loses_nothing_and_the_next_run_finishes(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    runs = RunLog(data)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        last = runs.last("docs")
-        if last is not None and last.pid == run.pid:
-            break
-        time.sleep(0.1)
-    time.sleep(2.5)  # into the embedding and writing
-    run.send_signal(signal.SIGKILL)
-    run.wait(30)
-    assert run.returncode == -signal.SIGKILL
-    last = runs.last("docs")
-    assert last is not None and last.state == "interrupted"
+    kill_mid_run(run, data, "docs", after=2.5)  # into the embedding and writing
 
     store = open_store(QdrantSettings(), data)
     try:

@@ -18,6 +18,7 @@ from retrieval.sources.github import KIND, GithubConfig, GithubSource, _settled,
 from retrieval.sources.github_api import graphql_url, web_url
 from retrieval.sources.github_wiki import WikiPages
 from tests.fake_github import POPULATED, TOKEN_ENV, FakeGitHub, sources_entry
+from tests.test_sources import git
 
 REPO = POPULATED
 WEB = "https://github.com/acme/handbook"
@@ -284,22 +285,6 @@ def test_a_listing_that_shifted_while_read_is_read_again():
     assert sorted(item["number"] for item in _settled(lambda: next(listings))) == [1, 2, 3]
 
 
-def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        env={
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@e",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@e",
-            "HOME": str(repo),
-            "PATH": "/usr/bin:/bin",
-        },
-    )
-
-
 def test_the_wiki_is_mirrored_with_git_and_cited_at_its_pages(
     fake: FakeGitHub, tmp_path: Path, indexer: Indexer, monkeypatch: pytest.MonkeyPatch
 ):
@@ -310,12 +295,12 @@ def test_the_wiki_is_mirrored_with_git_and_cited_at_its_pages(
     (work / "_Sidebar.md").write_text("* [Home](Home)")
     (work / "logo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     (work / "Diagram.md").write_bytes(b"\x00\x01binary")
-    _git(work, "init", "-q", "-b", "master")
-    _git(work, "add", ".")
-    _git(work, "commit", "-q", "-m", "pages")
+    git(work, "init", "-q", "-b", "master")
+    git(work, "add", ".")
+    git(work, "commit", "-q", "-m", "pages")
     bare = tmp_path / "wikis" / "acme" / "handbook.wiki.git"
     bare.parent.mkdir(parents=True)
-    _git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
+    git(tmp_path, "clone", "-q", "--bare", str(work), str(bare))
     fake.repo(REPO)
     runs: list[tuple[list[str], dict[str, str]]] = []
     real_run = subprocess.run
@@ -345,8 +330,8 @@ def test_the_wiki_is_mirrored_with_git_and_cited_at_its_pages(
     assert runs and all(fake.token not in " ".join(args) for args, _ in runs)
 
     (work / "Setup-Guide.md").write_text("## Laptop\n\nInstall the VPN client version 5.0 first.")
-    _git(work, "commit", "-q", "-am", "newer client")
-    _git(work, "push", "-q", str(bare), "master")
+    git(work, "commit", "-q", "-am", "newer client")
+    git(work, "push", "-q", str(bare), "master")
     second = indexer.index_source(github(fake, tmp_path, **options))
     assert (second.updated, second.unchanged) == (1, 1)
     hit = _hit(

@@ -4,10 +4,8 @@ nothing indexed before is lost, no document shows half of two versions, the next
 import importlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,10 @@ import pytest
 import yaml
 
 from retrieval.embeddings import Embedder
-from retrieval.runs import RunLog
 from retrieval.settings import QdrantSettings
 from retrieval.store import open_store
 from tests.conftest import REPO
+from tests.processes import kill_mid_run
 
 DOCUMENTS = 24
 FAKES = {
@@ -85,18 +83,7 @@ def test_a_killed_api_source_run_loses_nothing(
         fake.populate(DOCUMENTS, "two")
         fake.delay = 1.0  # a few documents a second, so the kill lands mid-run
         run = _ajuste(data, env, "index", "--source", "team", wait=False)
-        runs = RunLog(data)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            last = runs.last("team")
-            if last is not None and last.pid == run.pid:
-                break
-            time.sleep(0.1)
-        time.sleep(3.0)  # into the fetching and writing
-        run.send_signal(signal.SIGKILL)
-        run.wait(30)
-        last = runs.last("team")
-        assert last is not None and last.state == "interrupted"
+        kill_mid_run(run, data, "team", after=3.0)  # into the fetching and writing
         seen = _revisions(data, embedder, "team")
         assert seen and all(len(revisions) == 1 for revisions in seen.values())
 

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from retrieval.sources.config import (
 from retrieval.sources.files import FilesSource
 from retrieval.sources.web import WebSource
 from retrieval.store import ChunkStore
+from tests.loopback import LoopbackServer, QuietHandler
 
 CONTEXT = SourceContext(RetrievalSettings(), Path("/tmp/state"))
 
@@ -127,7 +128,7 @@ class Site:
         self._lock = threading.Lock()
         site = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 with site._lock:
                     site.requests.append((self.path, dict(self.headers)))
@@ -139,12 +140,8 @@ class Site:
                     with site._lock:
                         site.active -= 1
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = LoopbackServer(Handler)
+        self.url = self.server.url
 
     def serve(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path
@@ -179,8 +176,7 @@ class Site:
         handler.wfile.write(payload)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.close()
 
 
 def page(title: str, text: str) -> str:

@@ -2,6 +2,7 @@
 example; Dismiss takes the answer off the queue. Admins only, checked on every step."""
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -25,6 +26,7 @@ from bot.tuning import finetune_dir
 log = logging.getLogger(__name__)
 GONE = "That answer no longer exists in Ajuste's records, so there is nothing to correct."
 ADMINS_ONLY = "Only Ajuste admins can review answers."
+Button = Callable[[str, dict[str, Any], dict[str, Any], WebClient], None]  # user, body, action
 
 
 def register(app: App, deps: SlackDeps) -> None:
@@ -33,13 +35,24 @@ def register(app: App, deps: SlackDeps) -> None:
     def tell(client: WebClient, user: str, text: str) -> None:
         client.chat_postMessage(channel=user, text=text)
 
+    def admins_only(handle: Button) -> Callable[..., None]:
+        """A button's listener: acknowledged, then `handle` for an admin, a refusal otherwise."""
+
+        def listener(
+            ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient
+        ) -> None:
+            ack()
+            user = body["user"]["id"]
+            if not deps.is_admin(user):
+                tell(client, user, ADMINS_ONLY)
+                return
+            handle(user, body, action, client)
+
+        return listener
+
     @app.action(CORRECT)
-    def correct(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
-        ack()
-        user = body["user"]["id"]
-        if not deps.is_admin(user):
-            tell(client, user, ADMINS_ONLY)
-            return
+    @admins_only
+    def correct(user: str, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
         record = state.answer(action["value"])
         if record is None:
             tell(client, user, GONE)
@@ -48,12 +61,8 @@ def register(app: App, deps: SlackDeps) -> None:
         client.views_open(trigger_id=body["trigger_id"], view=correction_modal(record))
 
     @app.action(DISMISS)
-    def dismiss(ack: Ack, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
-        ack()
-        user = body["user"]["id"]
-        if not deps.is_admin(user):
-            tell(client, user, ADMINS_ONLY)
-            return
+    @admins_only
+    def dismiss(user: str, body: dict[str, Any], action: dict[str, Any], client: WebClient) -> None:
         if not state.review(action["value"], action="dismissed", user=user):
             tell(client, user, GONE)
         deps.home.publish(client, user)
