@@ -82,9 +82,9 @@ class FinetuneJob:
         on_done: Callable[[], None],
     ) -> None:
         text, file_id = self._outcome(client, progress, run_args)
+        self.state.record_finetune(report=text, file_id=file_id, user=user)  # before it is told
         progress.finish(text, picture_blocks(text, file_id))
         self._reported = True
-        self.state.record_finetune(report=text, file_id=file_id, user=user)
         on_done()
 
     def _outcome(
