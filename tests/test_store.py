@@ -84,6 +84,7 @@ def test_an_earlier_index_moves_into_qdrant_edge_once(
     legacy = ClientStore(QdrantClient(path=str(root)), collection="ajuste", local=True)
     _index(legacy, embedder, tmp_path)
     before = legacy.documents()
+    assert legacy.count_documents() == len(before) > 1  # a facet on doc_id, not a scroll
     query = embedder.embed_query("when does the pager rotation change")
     expected = [h.body for h in legacy.search(query, limit=3, candidates=20, weights=(2.0, 1.0))]
     legacy.close()
@@ -94,6 +95,7 @@ def test_an_earlier_index_moves_into_qdrant_edge_once(
         assert isinstance(store, EdgeStore)
         assert "moved 4 chunks into Qdrant Edge" in caplog.text
         assert store.documents().keys() == before.keys()
+        assert store.count_documents() == len(before)
         assert store.keywords() == embedder.keywords and store.dimension() == embedder.dim
         found = store.search(query, limit=3, candidates=20, weights=(2.0, 1.0))
         assert [h.body for h in found] == expected

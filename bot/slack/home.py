@@ -73,7 +73,7 @@ class HomeTab:
         return [
             {"type": "divider"},
             *model_blocks(self.served(), active, registry.versions()),
-            *index_blocks(len(store.documents()), store.count_chunks(), runs, next_runs),
+            *index_blocks(store.count_documents(), store.count_chunks(), runs, next_runs),
             *queue_blocks(self.state.disliked(), self.link),
             *finetune_blocks(self.state.finetunes(5), self.finetune_running()),
         ]

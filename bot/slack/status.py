@@ -45,7 +45,7 @@ def reindex_summary(source: str, report: IndexReport | None, error: str | None) 
 
 
 def status_blocks(services: "Services") -> list[dict[str, Any]]:
-    documents = len(services.store.documents())
+    documents = services.store.count_documents()
     chunks = services.store.count_chunks()
     engine = services.engine
     runs = services.runs.all()

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from qdrant_client import QdrantClient
 
 WRITE_BATCH = 64
+EVERY = 2**31 - 1  # a facet's limit that lists every value
 TIE_MARGIN = 8  # results fetched beyond the limit: hidden chunks dropped, ties settled
 _DOCUMENT_KEYS = ["doc_id", "version", "pending", "source", "location", "meta"]
 
@@ -68,6 +69,10 @@ class ChunkStore(ABC):
 
     @abstractmethod
     def count_chunks(self) -> int: ...
+
+    @abstractmethod
+    def count_documents(self) -> int:
+        """How many documents the index holds: a count of distinct `doc_id`s, no payloads read."""
 
     @abstractmethod
     def delete_points(self, ids: Iterable[str]) -> None: ...

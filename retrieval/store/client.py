@@ -12,7 +12,7 @@ from qdrant_client import QdrantClient, models
 
 from retrieval.embeddings import Embedding
 from retrieval.settings import QdrantSettings
-from retrieval.store.base import ChunkStore
+from retrieval.store.base import EVERY, ChunkStore
 from retrieval.store.records import (
     DENSE,
     KEYWORDS,
@@ -111,6 +111,11 @@ class ClientStore(ChunkStore):
         if not self.client.collection_exists(self.collection):
             return 0
         return self.client.count(self.collection, exact=True).count
+
+    def count_documents(self) -> int:
+        if not self.client.collection_exists(self.collection):
+            return 0
+        return len(self.client.facet(self.collection, "doc_id", limit=EVERY, exact=True).hits)
 
     def write(self, points: Sequence[StoredPoint]) -> None:
         if any(point.payload.get(PRIVATE) for point in points):

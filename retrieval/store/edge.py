@@ -24,7 +24,7 @@ from qdrant_client import QdrantClient
 from retrieval.embeddings import Embedding
 from retrieval.errors import AjusteError, IndexBusyError
 from retrieval.settings import QdrantSettings
-from retrieval.store.base import ChunkStore
+from retrieval.store.base import EVERY, ChunkStore
 from retrieval.store.records import (
     DENSE,
     KEYWORDS,
@@ -196,6 +196,11 @@ class EdgeStore(ChunkStore):
         if self.shard is None:
             return 0
         return int(self.shard.count(edge.CountRequest(exact=True)))
+
+    def count_documents(self) -> int:
+        if self.shard is None:
+            return 0
+        return len(self.shard.facet(edge.FacetRequest("doc_id", limit=EVERY, exact=True)).hits)
 
     def write(self, points: Sequence[StoredPoint]) -> None:
         assert self.shard is not None, "ensure_collection first"
