@@ -81,6 +81,36 @@ def test_the_second_quote_is_the_sentence_closest_in_meaning_in_any_source(
     assert evidence[1].text.startswith("Business class is allowed only for flights longer than")
 
 
+def test_a_rare_code_of_the_question_finds_its_row(embedder: Embedder) -> None:
+    """The keyword half of the second quote: an error code the answer got wrong."""
+    codes = (
+        "| Code | Meaning | What to do |\n|---|---|---|\n"
+        "| KST-4402 | Gateway unreachable | Accept the captive portal's terms first |\n"
+        "| KST-4419 | Device failed the compliance check | Update the OS, then reconnect |\n"
+        "| KST-4471 | Certificate expired | Reinstall the profile |"
+    )
+    sources = number_sources(
+        [hit("vpn.md", "VPN error codes", codes), hit("leave.md", "Leave", LEAVE)]
+    )
+    wrong = "KST-4419 means the gateway is unreachable: accept the captive portal's terms [1]."
+    evidence = pick_evidence("KST-4419", wrong, sources, closeness=embedder.closeness)
+    assert [quote.n for quote in evidence] == [1, 1]
+    assert "Device failed the compliance check" in evidence[1].text
+
+
+def test_quotes_are_whole_sentences_across_abbreviations():
+    body = (
+        "The Examinations Officer is Dr. Henrike Saller. Theses are handed in on ThesisDesk.\n"
+        "| Sep 4 | Blocking, Act 1 | Tue/Thu | St. Anne's Hall |"
+    )
+    sources = number_sources([hit("theses.md", "Theses", body)])
+    answer = "The Examinations Officer is Dr. Henrike Saller [1]."
+    evidence = pick_evidence("Who is the Examinations Officer?", answer, sources)
+    assert evidence[0].text == "The Examinations Officer is Dr. Henrike Saller."
+    rows = pick_evidence("Where is blocking on Sep 4?", "At St. Anne's Hall [1].", sources)
+    assert "| Sep 4 | Blocking, Act 1 | Tue/Thu | St. Anne's Hall |" in [q.text for q in rows]
+
+
 def test_refusals_and_empty_prompts_get_no_evidence():
     assert is_refusal(REFUSAL)
     assert pick_evidence("Is there a dress code?", REFUSAL, SOURCES) == []

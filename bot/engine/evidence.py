@@ -1,8 +1,9 @@
 """Evidence under an answer: the one or two sentences of its sources that support it.
 
 Sentences are quoted verbatim from the chunks the model read: the one sharing most with the
-answer (figures and codes count most) and the question, then the one closest in meaning to
-the question (by the embedding model, when the caller passes it); nothing here writes text.
+answer (figures and codes count most) and the question, then the one the question is most
+about, by meaning (the embedding model, when the caller passes it) and by its rarer words
+(BM25 over the prompt's sentences), fused by rank; nothing here writes text.
 Figures the answer states that none of its sources holds are reported, so a front end can
 say so instead of showing a confident number under an unrelated quote.
 """
@@ -95,12 +96,61 @@ def _sentences(sources: Sequence[Source]) -> list[_Sentence]:
     seen: set[str] = set()
     for order, source in enumerate(sources):
         for hit in source.hits:
-            for position, sentence in enumerate(sentences(_unwrapped(hit.body))):
+            for position, sentence in enumerate(_whole(sentences(_unwrapped(hit.body)))):
                 if sentence not in seen:  # overlapping chunks repeat sentences
                     seen.add(sentence)
                     words = frozenset(terms(sentence))
                     found.append(_Sentence(order, position, source, sentence, hit.heading, words))
     return found
+
+
+_ABBREVIATION = re.compile(
+    r"\b(Dr|Mr|Mrs|Ms|Prof|St|No|Nr|vs|approx|e\.g|i\.e|etc|Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?"
+    r"|Oct|Nov|Dec|Mon|Tue|Wed|Thu|Fri|Sat|Sun)\.$"
+)
+
+
+def _whole(pieces: list[str]) -> list[str]:
+    """Pieces cut after an abbreviation ("Dr.", "St.") or inside a table row joined back."""
+    whole: list[str] = []
+    for piece in pieces:
+        last = whole[-1] if whole else ""
+        cut_row = last.startswith("|") and not last.endswith("|")
+        if last and (cut_row or _ABBREVIATION.search(last)):
+            whole[-1] = f"{last} {piece}"
+        else:
+            whole.append(piece)
+    return whole
+
+
+def _bm25(query: Sequence[str], documents: Sequence[Sequence[str]]) -> list[float]:
+    """Okapi BM25 (k1 1.2, b 0.75) of each document for the query, rarity counted among them."""
+    average = sum(map(len, documents)) / len(documents) or 1.0
+    frequency: dict[str, int] = {}
+    for document in documents:
+        for term in set(document):
+            frequency[term] = frequency.get(term, 0) + 1
+    rarity = {
+        term: math.log(1 + (len(documents) - count + 0.5) / (count + 0.5))
+        for term, count in frequency.items()
+    }
+    scores: list[float] = []
+    for document in documents:
+        score = 0.0
+        for term in set(query) & set(document):
+            tf = document.count(term)
+            score += rarity[term] * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * len(document) / average))
+        scores.append(score)
+    return scores
+
+
+def _fused(rankings: Sequence[Sequence[float]]) -> list[float]:
+    """Reciprocal-rank fusion (k = 1: the top few of each ranking count most)."""
+    fused = [0.0] * len(rankings[0])
+    for scores in rankings:
+        for rank, i in enumerate(sorted(range(len(scores)), key=lambda i: (-scores[i], i))):
+            fused[i] += 1 / (1 + rank)
+    return fused
 
 
 def pick_evidence(
@@ -112,11 +162,14 @@ def pick_evidence(
     closeness: Closeness | None = None,
 ) -> list[Evidence]:
     """The sentence that best supports `answer`, from the sources it cites (else any), and
-    the sentence of any source closest in meaning to the question.
+    the sentence of any source the question is most about.
 
     Under a right answer the second quote completes the support; under a wrong one it shows
-    what the sources do say. Without `closeness` (a dense model's similarity), the second is
-    the sentence sharing most words with the question.
+    what the sources do say. The second ranks every other sentence twice, by closeness in
+    meaning to the question (`closeness`, a dense model's similarity, when given) and by BM25
+    on the question's words, and takes the best of the fused ranks: the dense half finds
+    paraphrases, the keyword half the rare names and codes, and carries languages the dense
+    model reads poorly.
     """
     if not sources or is_refusal(answer):
         return []
@@ -126,19 +179,15 @@ def pick_evidence(
     wanted, asked = set(terms(answer)), set(terms(question))
     scored = [(score, s) for s in pool if (score := _score(set(s.terms), wanted, asked)) > 0]
     chosen = [min(scored, key=lambda c: (-c[0], c[1].order, c[1].position))[1]] if scored else []
-    rest = [s for s in every if s not in chosen]
+    rest = [i for i, s in enumerate(every) if s not in chosen]
     if rest and len(chosen) < limit:
+        headed = [f"{s.heading}: {s.text}" if s.heading else s.text for s in every]
+        rankings = [_bm25(terms(question), [terms(text) for text in headed])]
         if closeness is not None:
-            headed = [f"{s.heading}: {s.text}" if s.heading else s.text for s in rest]
-            near = closeness(question, headed)
-            chosen.append(rest[max(range(len(rest)), key=lambda i: (near[i], -i))])
-        elif chosen and (related := [s for s in pool if s not in chosen and s.terms & asked]):
-            chosen.append(
-                max(
-                    related,
-                    key=lambda s: (_score(set(s.terms), set(), asked), -s.order, -s.position),
-                )
-            )
+            rankings.append(list(closeness(question, headed)))
+        if closeness is not None or any(rankings[0]):
+            fused = _fused(rankings)
+            chosen.append(every[max(rest, key=lambda i: (fused[i], -i))])
     chosen.sort(key=lambda s: (s.order, s.position))
     return [Evidence(s.source.n, s.source.title, s.source.location, _clip(s.text)) for s in chosen]
 
