@@ -16,10 +16,15 @@ HELP = "Commands: /reset forgets the conversation, /help shows this, /quit (or C
 
 
 def format_sources(answer: Answer) -> str:
-    """Evidence quotes, a warning on figures no source holds, then the sources."""
+    """Evidence quotes, warnings on figures no source or no quote holds, then the sources."""
     lines = []
     if answer.unsupported:
         lines.append(f"Check this: {', '.join(answer.unsupported)} is not in the sources.")
+    if answer.disputed:
+        lines.append(
+            f"Check this: the sentence closest to the question (quoted) doesn't say "
+            f"{', '.join(answer.disputed)}."
+        )
     if answer.evidence:
         lines.append("Evidence:")
         lines += [f'  [{quote.n}] "{quote.text}"' for quote in answer.evidence]

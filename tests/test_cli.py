@@ -46,7 +46,15 @@ def test_index_search_and_ask_print_the_documented_json(
     answer = run_json(
         capsys, "--data-dir", data_dir, "ask", "How many days is a VPN key valid?", "--json"
     )
-    assert set(answer) == {"answer", "sources", "evidence", "unsupported", "model", "timings"}
+    assert set(answer) == {
+        "answer",
+        "sources",
+        "evidence",
+        "unsupported",
+        "disputed",
+        "model",
+        "timings",
+    }
     assert set(answer["timings"]) == {"retrieve_s", "first_token_s", "total_s", "tokens"}
     assert answer["sources"][0] == {
         "n": 1,

@@ -1,6 +1,7 @@
 """Evidence under answers: verbatim supporting sentences, and figures no source holds."""
 
 from bot.engine.evidence import (
+    disputed_figures,
     is_refusal,
     normalize_term,
     pick_evidence,
@@ -109,6 +110,30 @@ def test_quotes_are_whole_sentences_across_abbreviations():
     assert evidence[0].text == "The Examinations Officer is Dr. Henrike Saller."
     rows = pick_evidence("Where is blocking on Sep 4?", "At St. Anne's Hall [1].", sources)
     assert "| Sep 4 | Blocking, Act 1 | Tue/Thu | St. Anne's Hall |" in [q.text for q in rows]
+
+
+def test_a_neighbouring_figure_is_disputed_by_the_question_sentence(embedder: Embedder):
+    """The small model's commonest slip: the right table, the wrong row."""
+    pay = (
+        "Rates are reviewed every January.\n"
+        "| Role | Pay |\n|---|---|\n"
+        "| Primary on-call | EUR 250 per week |\n"
+        "| Secondary on-call | EUR 120 per week |"
+    )
+    sources = number_sources([hit("oncall.md", "On-call", pay), hit("leave.md", "Leave", LEAVE)])
+    question = "How much is the primary on-call paid?"
+    for answer, disputed in (
+        ("The primary on-call gets EUR 120 per week [1].", ["120"]),
+        ("The primary on-call gets EUR 250 per week [1].", []),
+        ("It is paid per week [1].", []),  # no figure stated: nothing to dispute
+    ):
+        evidence = pick_evidence(question, answer, sources, closeness=embedder.closeness)
+        [focus] = [quote for quote in evidence if quote.focus]
+        assert focus.text == "| Primary on-call | EUR 250 per week |"
+        assert disputed_figures(question, answer, evidence) == disputed, answer
+    made_up = "The primary on-call gets EUR 300 per week [1]."
+    evidence = pick_evidence(question, made_up, sources, closeness=embedder.closeness)
+    assert disputed_figures(question, made_up, evidence, ["300"]) == []  # reported already
 
 
 def test_refusals_and_empty_prompts_get_no_evidence():

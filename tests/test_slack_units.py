@@ -2,7 +2,10 @@
 
 from pathlib import Path
 
-from bot.slack.answering import strip_mentions
+from bot.console import format_sources
+from bot.engine.answer import Answer, SourceRef
+from bot.engine.evidence import Evidence
+from bot.slack.answering import evidence_block, strip_mentions
 from bot.slack.mrkdwn import to_mrkdwn
 from bot.slack.reply import SECTION_LIMIT, text_blocks
 from bot.slack.state import BotState
@@ -66,3 +69,27 @@ def test_state_remembers_events_threads_and_votes_across_restarts(tmp_path: Path
     assert not reopened.first_sight("event:Ev1")
     [vote] = reopened.votes()
     assert (vote.question, vote.answer, vote.vote, vote.sources) == ("q", "a", -1, [{"n": 1}])
+
+
+def test_figures_the_quotes_do_not_hold_are_flagged_in_slack_and_the_console():
+    quote = Evidence(1, "On-call", "/kb/oncall.md", "| Primary on-call | EUR 250 per week |", True)
+    answer = Answer(
+        "How much is the primary on-call paid?",
+        "EUR 120 per week, plus 2 days off [1].",
+        [SourceRef(1, "On-call", "/kb/oncall.md")],
+        "model",
+        evidence=[quote],
+        unsupported=["2"],
+        disputed=["120"],
+    )
+    block = evidence_block(answer)
+    assert block is not None
+    slack = block["text"]["text"]
+    assert ":warning: *2* is not in the sources" in slack
+    assert "The sentence closest to your question doesn't say *120*" in slack
+    assert "> | Primary on-call | EUR 250 per week |" in slack
+    console = format_sources(answer)
+    assert "Check this: 2 is not in the sources." in console
+    assert "Check this: the sentence closest to the question (quoted) doesn't say 120." in console
+    answer.unsupported = answer.disputed = []
+    assert "Check this" not in format_sources(answer)

@@ -8,7 +8,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from bot import metrics
-from bot.engine.evidence import CITATION, Evidence, pick_evidence, unsupported_figures
+from bot.engine.evidence import (
+    CITATION,
+    Evidence,
+    disputed_figures,
+    pick_evidence,
+    unsupported_figures,
+)
 from bot.engine.generation import Engine, GenerationStats
 from bot.engine.prompt import SYSTEM_PROMPT, Turn, plan_prompt
 from bot.settings import LlmSettings
@@ -62,6 +68,7 @@ class Answer:
     abstained: bool = False
     evidence: list[Evidence] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)  # figures no source holds
+    disputed: list[str] = field(default_factory=list)  # figures the question's sentence lacks
     context: list[ContextSource] = field(default_factory=list)  # every source in the prompt
 
     def as_dict(self) -> dict[str, object]:
@@ -70,6 +77,7 @@ class Answer:
             "sources": [asdict(source) for source in self.sources],
             "evidence": [quote.as_dict() for quote in self.evidence],
             "unsupported": self.unsupported,
+            "disputed": self.disputed,
             "model": self.model,
             "timings": asdict(self.timings),
         }
@@ -156,15 +164,18 @@ class AnswerService:
         generating = timings.total_s - timings.first_token_s
         if stats.tokens > 1 and generating > 0:
             metrics.TOKENS_PER_SECOND.observe((stats.tokens - 1) / generating)
+        evidence = pick_evidence(
+            question, text, plan.sources, closeness=self.retriever.embedder.closeness
+        )
+        unsupported = unsupported_figures(question, text, plan.sources)
         return Answer(
             question,
             text,
             [SourceRef(s.n, s.title, s.location) for s in shown],
             stats.model or self.engine.name,
             timings,
-            evidence=pick_evidence(
-                question, text, plan.sources, closeness=self.retriever.embedder.closeness
-            ),
-            unsupported=unsupported_figures(question, text, plan.sources),
+            evidence=evidence,
+            unsupported=unsupported,
+            disputed=disputed_figures(question, text, evidence, unsupported),
             context=[ContextSource(s.n, s.title, s.location, s.text) for s in plan.sources],
         )

@@ -40,6 +40,7 @@ class Evidence:
     title: str
     location: str
     text: str  # verbatim from the source
+    focus: bool = False  # the sentence the question is most about
 
     def as_dict(self) -> dict[str, object]:
         return {"source": self.n, "title": self.title, "location": self.location, "text": self.text}
@@ -179,17 +180,22 @@ def pick_evidence(
     wanted, asked = set(terms(answer)), set(terms(question))
     scored = [(score, s) for s in pool if (score := _score(set(s.terms), wanted, asked)) > 0]
     chosen = [min(scored, key=lambda c: (-c[0], c[1].order, c[1].position))[1]] if scored else []
-    rest = [i for i, s in enumerate(every) if s not in chosen]
-    if rest and len(chosen) < limit:
-        headed = [f"{s.heading}: {s.text}" if s.heading else s.text for s in every]
-        rankings = [_bm25(terms(question), [terms(text) for text in headed])]
-        if closeness is not None:
-            rankings.append(list(closeness(question, headed)))
-        if closeness is not None or any(rankings[0]):
-            fused = _fused(rankings)
+    focus: _Sentence | None = None
+    headed = [f"{s.heading}: {s.text}" if s.heading else s.text for s in every]
+    rankings = [_bm25(terms(question), [terms(text) for text in headed])]
+    if closeness is not None:
+        rankings.append(list(closeness(question, headed)))
+    if closeness is not None or any(rankings[0]):
+        fused = _fused(rankings)
+        focus = every[max(range(len(every)), key=lambda i: (fused[i], -i))]
+        rest = [i for i, s in enumerate(every) if s not in chosen]
+        if rest and len(chosen) < limit:
             chosen.append(every[max(rest, key=lambda i: (fused[i], -i))])
     chosen.sort(key=lambda s: (s.order, s.position))
-    return [Evidence(s.source.n, s.source.title, s.source.location, _clip(s.text)) for s in chosen]
+    return [
+        Evidence(s.source.n, s.source.title, s.source.location, _clip(s.text), s is focus)
+        for s in chosen
+    ]
 
 
 _BLOCK_START = re.compile(r"\s*([-*+|#>]|\d+[.)]\s)")
@@ -214,6 +220,16 @@ def _clip(sentence: str) -> str:
     return sentence[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
 
 
+def _stated_figures(answer: str) -> dict[str, str]:
+    """The figures and codes an answer states: normalised term → as written."""
+    stated: dict[str, str] = {}
+    text = _LIST_MARK.sub("", CITATION.sub(" ", answer))  # "1." of a list is no figure
+    for token in _WORD.findall(text):
+        if is_figure(term := normalize_term(token)):
+            stated.setdefault(term, token.strip(".,:"))
+    return stated
+
+
 def unsupported_figures(question: str, answer: str, sources: Sequence[Source]) -> list[str]:
     """Figures and codes in the answer that neither its sources nor the question hold."""
     if is_refusal(answer):
@@ -221,10 +237,29 @@ def unsupported_figures(question: str, answer: str, sources: Sequence[Source]) -
     known = set(terms(question))
     for source in sources:
         known.update(terms(source.text))
-    missing: list[str] = []
-    stated = _LIST_MARK.sub("", CITATION.sub(" ", answer))  # "1." of a list is no figure
-    for token in _WORD.findall(stated):
-        term = normalize_term(token)
-        if is_figure(term) and term not in known and token not in missing:
-            missing.append(token.strip(".,:"))
-    return missing
+    return [token for term, token in _stated_figures(answer).items() if term not in known]
+
+
+def disputed_figures(
+    question: str, answer: str, evidence: Sequence[Evidence], unsupported: Sequence[str] = ()
+) -> list[str]:
+    """The answer's figures, when the sentence the question is most about holds other ones.
+
+    The small model's commonest slip is a neighbouring figure of the right passage (the
+    secondary on-call's rate for the primary's): the sources hold the figure, so it is not
+    unsupported, but the sentence closest to the question says something else. Figures taken
+    from the question, and those no source holds (`unsupported_figures`), are left out.
+    """
+    focus = next((quote for quote in evidence if quote.focus), None)
+    if focus is None or is_refusal(answer):
+        return []
+    held = {term for term in terms(focus.text) if is_figure(term)}
+    asked = set(terms(question))
+    stated = {
+        term: token
+        for term, token in _stated_figures(answer).items()
+        if term not in asked and token not in unsupported
+    }
+    if not held or not stated or held & stated.keys():
+        return []
+    return list(stated.values())

@@ -92,11 +92,17 @@ def _link(n: int, title: str, location: str) -> str:
 
 
 def evidence_block(answer: Answer) -> dict[str, Any] | None:
-    """The supporting sentences as a quote with their source, and figures no source holds."""
+    """The supporting sentences as a quote with their source, and warnings on figures."""
     lines = []
     if answer.unsupported:
         figures = ", ".join(f"*{to_mrkdwn(figure)}*" for figure in answer.unsupported)
         lines.append(f":warning: {figures} is not in the sources: trust the quote, not the answer.")
+    if answer.disputed:
+        figures = ", ".join(f"*{to_mrkdwn(figure)}*" for figure in answer.disputed)
+        lines.append(
+            f":warning: The sentence closest to your question doesn't say {figures}: "
+            "check the answer against the quote."
+        )
     for quote in answer.evidence:
         lines.append(
             f"> {to_mrkdwn(quote.text)}\n> — {_link(quote.n, quote.title, quote.location)}"
