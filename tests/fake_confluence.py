@@ -6,16 +6,16 @@ cursor, both capped at `page_limit` items a request whatever `limit` asks, as re
 """
 
 import base64
-import json
 import re
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, quote_plus, urlencode, urlsplit
 
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.loopback import LoopbackServer, QuietHandler, send_json
 
 CONTEXT = "/wiki"
 TOKEN_ENV = "CONFLUENCE_TEST_TOKEN"
@@ -363,20 +363,7 @@ def _error(status: int, message: str) -> dict[str, Any]:
     }
 
 
-def _send(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    body: dict[str, Any],
-    headers: dict[str, str] | None = None,
-) -> None:
-    payload = json.dumps(body).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json;charset=UTF-8")
-    handler.send_header("Content-Length", str(len(payload)))
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(payload)
+_send = partial(send_json, content_type="application/json;charset=UTF-8")
 
 
 def sources_entry(fake: FakeConfluence, name: str) -> tuple[dict[str, Any], dict[str, str]]:

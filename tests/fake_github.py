@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.loopback import LoopbackServer, QuietHandler, send_json
 
 TOKEN_ENV = "FAKE_GITHUB_TOKEN"
 POPULATED = "acme/handbook"
@@ -310,21 +310,7 @@ class FakeGitHub:
             "nodes": chunk,
         }
 
-    @staticmethod
-    def _send(
-        handler: BaseHTTPRequestHandler,
-        status: int,
-        body: Any,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        payload = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json; charset=utf-8")
-        handler.send_header("Content-Length", str(len(payload)))
-        for key, value in (headers or {}).items():
-            handler.send_header(key, value)
-        handler.end_headers()
-        handler.wfile.write(payload)
+    _send = staticmethod(send_json)
 
 
 def sources_entry(fake: FakeGitHub, name: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.loopback import LoopbackServer, QuietHandler, send_json
 
 TOKEN_ENV = "NOTION_FAKE_TOKEN"
 EPOCH = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
@@ -287,20 +287,7 @@ def _not_found(what: str, notion: str) -> tuple[int, dict[str, Any]]:
     )
 
 
-def _send(
-    handler: BaseHTTPRequestHandler,
-    status: int,
-    payload: dict[str, Any],
-    headers: dict[str, str] | None = None,
-) -> None:
-    data = json.dumps(payload).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json; charset=utf-8")
-    handler.send_header("Content-Length", str(len(data)))
-    for key, value in (headers or {}).items():
-        handler.send_header(key, value)
-    handler.end_headers()
-    handler.wfile.write(data)
+_send = send_json
 
 
 def sources_entry(fake: FakeNotion, name: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.loopback import LoopbackServer, QuietHandler
+from tests.loopback import LoopbackServer, QuietHandler, send_json
 
 BOT_USER = "UBOT"
 TEAM = "T0TEAM"
@@ -178,11 +178,4 @@ class _Handler(QuietHandler):
         self._reply(200, answer)
 
     def _reply(self, status: int, data: dict[str, Any], headers: dict[str, str] | None = None):
-        payload = json.dumps(data).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(payload)
+        send_json(self, status, data, headers, content_type="application/json")

@@ -1,7 +1,9 @@
 """The HTTP server behind the test fakes: a free loopback port, served from a daemon thread."""
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -22,3 +24,22 @@ class LoopbackServer(ThreadingHTTPServer):
     def close(self) -> None:
         self.shutdown()
         self.server_close()
+
+
+def send_json(
+    handler: BaseHTTPRequestHandler,
+    status: int,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    *,
+    content_type: str = "application/json; charset=utf-8",
+) -> None:
+    """Reply with `body` as JSON, plus any extra headers (Retry-After, Link, rate limits)."""
+    payload = json.dumps(body).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(payload)))
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    handler.end_headers()
+    handler.wfile.write(payload)
