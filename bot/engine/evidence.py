@@ -4,8 +4,9 @@ Sentences are quoted verbatim from the chunks the model read: the one sharing mo
 answer (figures and codes count most) and the question, then the one the question is most
 about, by meaning (the embedding model, when the caller passes it) and by its rarer words
 (BM25 over the prompt's sentences), fused by rank; nothing here writes text.
-Figures the answer states that none of its sources holds are reported, so a front end can
-say so instead of showing a confident number under an unrelated quote.
+Figures the answer states that none of its sources holds are reported, and so are the
+answer's figures when the sentence the question is most about holds other ones, so a front
+end can say so instead of showing a confident number under an unrelated quote.
 """
 
 import math
