@@ -13,30 +13,16 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from bench.common import REPO, cleanup
-from bench.quality import SETS, _settings
+from bench.common import REPO
+from bench.quality import EVERY_SET, evaluate_set
 from bot.engine.answer import Answer
-from bot.evaluation import declined, evaluate_answers
-from bot.services import Services
-from retrieval.evaluation import QaItem, contains, load_qa
-
-EVERY_SET = {**SETS, "spanish": (REPO / "examples" / "es", REPO / "examples" / "eval" / "es.jsonl")}
+from bot.evaluation import declined
+from retrieval.evaluation import QaItem, contains
 
 
 def count(models_dir: Path, name: str) -> Counter[str]:
-    documents, questions = EVERY_SET[name]
     answered: list[tuple[QaItem, Answer]] = []
-    settings, root = _settings(models_dir, {}, {})
-    try:
-        with Services(settings, holder="ajuste bench") as services:
-            services.index([documents])
-            evaluate_answers(
-                services.answers,
-                load_qa(questions),
-                on_answer=lambda item, answer: answered.append((item, answer)),
-            )
-    finally:
-        cleanup(root)
+    evaluate_set(models_dir, name, on_answer=lambda item, answer: answered.append((item, answer)))
     counts: Counter[str] = Counter()
     for item, answer in answered:
         prompt = " ".join(source.text for source in answer.context)

@@ -7,24 +7,29 @@
 Every variant indexes a set's documents into a fresh data dir with one setting changed.
 `--answers` also runs the answer evaluation (slow: the model answers every question) for each
 chat model and number of chunks given to it. `make bench` runs `summary`: both sets with the
-default settings, against the targets.
+default settings, against the targets. A third set, Spanish (`examples/es/`), is measured by
+`bench.evidence` only.
 """
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench.common import KNOWLEDGE, REPO, Row, cleanup, scratch_settings
+from bot.engine.answer import Answer
 from bot.evaluation import evaluate_answers
 from bot.services import Services
 from bot.settings import Settings
-from retrieval.evaluation import evaluate_retrieval, load_qa
+from retrieval.evaluation import QaItem, evaluate_retrieval, load_qa
 
 SETS: dict[str, tuple[Path, Path]] = {
     "handbook": (KNOWLEDGE, REPO / "examples" / "eval" / "handbook.jsonl"),
     "unseen": (REPO / "examples" / "unseen", REPO / "examples" / "eval" / "unseen.jsonl"),
 }
+# kept out of all training; the English model answers it poorly, but quotes can be judged
+EVERY_SET = {**SETS, "spanish": (REPO / "examples" / "es", REPO / "examples" / "eval" / "es.jsonl")}
 
 RETRIEVAL_VARIANTS: list[tuple[str, dict[str, Any]]] = [
     ("defaults", {}),
@@ -57,9 +62,11 @@ def evaluate_set(
     retrieval: dict[str, Any] | None = None,
     llm: dict[str, Any] | None = None,
     answers: bool = True,
+    on_answer: Callable[[QaItem, Answer], None] | None = None,
 ) -> dict[str, Any]:
-    """Retrieval scores for three rankings, and (optionally) answer scores, on one set."""
-    documents, questions = SETS[name]
+    """Retrieval scores for three rankings, and (optionally) answer scores, on one set of
+    `EVERY_SET`; `on_answer` sees each question's answer."""
+    documents, questions = EVERY_SET[name]
     items = load_qa(questions)
     settings, root = _settings(models_dir, retrieval or {}, llm or {})
     try:
@@ -70,7 +77,8 @@ def evaluate_set(
                 for mode in ("hybrid", "dense", "sparse")
             }
             if answers:
-                result["answers"] = evaluate_answers(services.answers, items).as_dict()
+                scores = evaluate_answers(services.answers, items, on_answer=on_answer)
+                result["answers"] = scores.as_dict()
     finally:
         cleanup(root)
     return result

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-from bot.engine.generation import Engine, GenerationStats, Message
+from bot.engine.generation import Engine, GenerationStats, Message, favoured_tokens
 from bot.settings import LlmSettings
 from bot.turns import Turns
 from finetune.grounded import grounded_file
@@ -82,11 +82,12 @@ class LlmEngine:
         settings: LlmSettings,
         path: Path | None = None,
         follow: Callable[[], tuple[Path, str]] | None = None,
+        turns: Turns | None = None,
     ) -> None:
         self._current = LoadedModel.of(llama, name, path or Path(name))
         self.settings = settings
         self.n_ctx = llama.n_ctx()
-        self.turns = Turns(max_waiting=settings.max_queue)
+        self.turns = turns or Turns(max_waiting=settings.max_queue)
         self._follow = follow  # which model should be active (the registry), if anyone says
         self._refused: Path | None = None
 
@@ -146,6 +147,7 @@ class LlmEngine:
         max_tokens: int,
         stats: GenerationStats | None = None,
         on_wait: Callable[[int], None] | None = None,
+        favour: Sequence[str] = (),
     ) -> Iterator[str]:
         """Yield the answer's text pieces; waits its turn behind earlier callers."""
         stats = stats if stats is not None else GenerationStats()
@@ -154,6 +156,10 @@ class LlmEngine:
             stats.model = model.name
             prompt, stop = self.render(messages, model)
             gate = RefusalGate(model.llama, self.settings.refusal_threshold)
+            steering: list[Any] = [gate] if gate.active else []
+            if favour and self.settings.focus_bias > 0:
+                ids = favoured_tokens(model.llama.tokenize, favour)
+                steering.append(FocusBias(ids, self.settings.focus_bias, gate.token))
             pieces = model.llama.create_completion(
                 prompt,
                 max_tokens=max_tokens,
@@ -163,7 +169,7 @@ class LlmEngine:
                 seed=self.settings.seed,
                 stop=stop,
                 stream=True,
-                logits_processor=LogitsProcessorList([gate]) if gate.active else None,
+                logits_processor=LogitsProcessorList(steering) if steering else None,
             )
             for piece in pieces:
                 text = piece["choices"][0]["text"]  # type: ignore[index]
@@ -197,6 +203,33 @@ class RefusalGate:
             shifted = np.exp(scores - scores.max())
             if shifted[self.token] / shifted.sum() < self.threshold:
                 scores[self.token] = -np.inf
+        return scores
+
+
+class FocusBias:
+    """Favour the words of the source sentences the question is most about.
+
+    The small model's commonest slip, given the right passage, is a neighbouring figure or
+    name of it (the secondary on-call's rate for the primary's). Ranking the prompt's
+    sentences by the question (`bot.engine.evidence.Reading`) finds the one holding the
+    answer more often than the model copies it; adding `bias` to the logits of that
+    sentence's tokens at every step tips the model's choice between the figures it was
+    weighing towards that sentence's, without writing any text for it. A refusal the gate
+    let through (the first token's best choice) is left alone.
+    """
+
+    def __init__(self, ids: Sequence[int], bias: float, refusal: int = -1) -> None:
+        self.ids = np.asarray(ids, dtype=np.intc)
+        self.bias = np.single(bias)
+        self.refusal = refusal
+        self.first = True
+
+    def __call__(self, input_ids: npt.NDArray[np.intc], scores: npt.NDArray[np.single]) -> Any:
+        if self.first:
+            self.first = False
+            if self.refusal >= 0 and int(scores.argmax()) == self.refusal:
+                return scores
+        scores[self.ids] += self.bias
         return scores
 
 
@@ -286,7 +319,8 @@ def open_gguf(path: Path, settings: LlmSettings, *, n_ctx: int | None = None) ->
     return llama
 
 
-_loaded: dict[tuple[object, ...], LlmEngine] = {}
+# the GGUFs loaded in this process, then an engine per settings over each (sampling may differ)
+_loaded: dict[tuple[object, ...], dict[str, LlmEngine]] = {}
 
 
 def load_engine(
@@ -318,16 +352,19 @@ def _local_engine(
         return Path(active.file), f"v{active.version} {active.name}"
 
     path, name = wanted() if follows else (resolve_model_path(settings, models_dir), "")
-    key = (str(path), settings.n_ctx, settings.n_threads, follows)
-    if key not in _loaded:
-        llama = open_gguf(path, settings)
-        _loaded[key] = LlmEngine(
-            llama,
-            name=name or path.stem,
+    engines = _loaded.setdefault((str(path), settings.n_ctx, settings.n_threads, follows), {})
+    chosen = settings.model_dump_json()
+    if chosen not in engines:
+        # other settings over a GGUF already loaded share its weights and its queue
+        loaded = next(iter(engines.values()), None)
+        engines[chosen] = LlmEngine(
+            loaded.llama if loaded else open_gguf(path, settings),
+            name=loaded.name if loaded else name or path.stem,
             settings=settings,
-            path=path,
+            path=loaded.path if loaded else path,
             follow=wanted if follows else None,
+            turns=loaded.turns if loaded else None,
         )
     elif follows:  # a process serves one data dir; tests open several, the latest one leads
-        _loaded[key]._follow = wanted
-    return _loaded[key]
+        engines[chosen]._follow = wanted
+    return engines[chosen]

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from bot.engine.generation import GenerationStats, Message
+from bot.engine.generation import GenerationStats, Message, favoured_tokens
 from bot.settings import LlmSettings
 from bot.turns import Turns
 from retrieval.errors import AjusteError
@@ -28,6 +28,7 @@ TOKENIZERS = (  # (path, request field, how to read the count), llama-cpp-python
     ("/extras/tokenize/count", "input", lambda body: int(body["count"])),
     ("/tokenize", "content", lambda body: len(body["tokens"])),
 )
+TOKEN_IDS = (("/extras/tokenize", "input"), ("/tokenize", "content"))  # the same two, as ids
 
 
 class ModelServerError(AjusteError):
@@ -79,6 +80,7 @@ class ServerEngine:
         max_tokens: int,
         stats: GenerationStats | None = None,
         on_wait: Callable[[int], None] | None = None,
+        favour: Sequence[str] = (),
     ) -> Iterator[str]:
         """Yield the answer's text pieces from the least busy server that answers."""
         stats = stats if stats is not None else GenerationStats()
@@ -94,6 +96,9 @@ class ServerEngine:
         }
         if self.settings.server_model:
             body["model"] = self.settings.server_model
+        if favour and self.settings.focus_bias > 0:
+            ids = favoured_tokens(self._token_ids, favour)
+            body["logit_bias"] = {str(token): self.settings.focus_bias for token in ids}
         with self.turns.turn(on_wait):
             failures = []
             for url in self._by_load():
@@ -159,9 +164,7 @@ class ServerEngine:
 
     def _count(self, text: str) -> int:
         for url in self.urls:
-            if url not in self._tokenizer:
-                self._tokenizer[url] = self._find_tokenizer(url)
-            index = self._tokenizer[url]
+            index = self._tokenizer_of(url)
             if index is None:
                 continue
             path, field, read = TOKENIZERS[index]
@@ -172,6 +175,26 @@ class ServerEngine:
             except (httpx.HTTPError, ValueError, KeyError, TypeError):
                 continue
         return len(text.encode("utf-8")) // 3 + 1  # no tokenizer answers: err on the long side
+
+    def _token_ids(self, text: bytes, add_bos: bool = False) -> list[int]:
+        """The tokens of `text` from the first server that tokenizes; none: no tokens."""
+        for url in self.urls:
+            index = self._tokenizer_of(url)
+            if index is None:
+                continue
+            path, field = TOKEN_IDS[index]
+            try:
+                response = self._client.post(url + path, json={field: text.decode("utf-8")})
+                response.raise_for_status()
+                return [int(token) for token in response.json()["tokens"]]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                continue
+        return []
+
+    def _tokenizer_of(self, url: str) -> int | None:
+        if url not in self._tokenizer:
+            self._tokenizer[url] = self._find_tokenizer(url)
+        return self._tokenizer[url]
 
     def _find_tokenizer(self, url: str) -> int | None:
         for index, (path, field, read) in enumerate(TOKENIZERS):

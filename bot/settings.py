@@ -60,6 +60,14 @@ class LlmSettings(BaseModel):
         description="The model may decline only when its refusal is at least this likely "
         "as its first word (0: whenever it likes; in-process models only)",
     )
+    focus_bias: Annotated[float, Field(ge=0, le=10)] = Field(
+        1.5,
+        description="Logit bonus, while the model writes, for the tokens of the source "
+        "sentences the question is most about (0: off)",
+    )
+    focus_sentences: Annotated[int, Field(ge=1, le=5)] = Field(
+        1, description="How many of the question's closest source sentences focus_bias favours"
+    )
     temperature: Annotated[float, Field(ge=0, le=2)] = Field(
         0.2, description="Sampling temperature; 0 always picks the likeliest token"
     )

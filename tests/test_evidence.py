@@ -1,6 +1,7 @@
 """Evidence under answers: verbatim supporting sentences, and figures no source holds."""
 
 from bot.engine.evidence import (
+    Reading,
     disputed_figures,
     is_refusal,
     normalize_term,
@@ -80,6 +81,23 @@ def test_the_second_quote_is_the_sentence_closest_in_meaning_in_any_source(
     evidence = pick_evidence(question, answer, SOURCES, closeness=embedder.closeness)
     assert [quote.n for quote in evidence] == [1, 2]
     assert evidence[1].text.startswith("Business class is allowed only for flights longer than")
+
+
+def test_the_reading_made_before_the_answer_ranks_the_question_sentence_first(
+    embedder: Embedder,
+) -> None:
+    """What steers the model while it writes, then stands under its answer."""
+    question = "When may I fly business class?"
+    reading = Reading(question, SOURCES, embedder.closeness)
+    [first, second] = reading.focus(2)
+    assert first.startswith("Business class is allowed only for flights longer than 6 hours")
+    assert second in LEAVE + TRAVEL  # verbatim sentences, best first
+    answer = "You get 25 days [1]."
+    assert pick_evidence(question, answer, SOURCES, reading=reading) == pick_evidence(
+        question, answer, SOURCES, closeness=embedder.closeness
+    )
+    assert Reading("zzz", SOURCES).focus() == []  # no words in common, no dense model: none
+    assert Reading(question, []).focus() == []
 
 
 def test_a_rare_code_of_the_question_finds_its_row(embedder: Embedder) -> None:

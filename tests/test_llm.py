@@ -48,6 +48,9 @@ def test_same_settings_give_the_same_answer(engine: LlmEngine):
 
 def test_the_model_is_loaded_once_per_process(engine: LlmEngine, models_dir: Path):
     assert load_engine(LlmSettings(), models_dir) is engine
+    other = load_engine(LlmSettings(temperature=0.0, focus_bias=0), models_dir)
+    assert other is not engine and other.settings.focus_bias == 0  # its own settings…
+    assert other.llama is engine.llama and other.turns is engine.turns  # …on the same model
 
 
 def test_turns_are_served_in_arrival_order_and_report_positions():
@@ -128,3 +131,39 @@ def test_the_refusal_gate_sets_aside_an_unsure_refusal_only(engine: LlmEngine):
     later = sure(np.array([], dtype=np.intc), np.zeros_like(scores))  # only the first token
     assert later[gate.token] == 0.0
     assert not RefusalGate(engine.llama, 0.0).active
+
+
+def test_favoured_sentences_steer_the_answer(engine: LlmEngine, monkeypatch: pytest.MonkeyPatch):
+    """The sentence the question is most about gets a logit bonus while the model writes."""
+    from bot.engine.generation import favoured_tokens
+
+    favour = ["The office closes at 19:00."]
+    plain = "".join(engine.stream(QUESTION, max_tokens=24))
+    strong = engine.settings.model_copy(update={"focus_bias": 8.0})
+    monkeypatch.setattr(engine, "settings", strong)
+    steered = "".join(engine.stream(QUESTION, max_tokens=24, favour=favour))
+    assert steered != plain
+    written = engine.llama.tokenize(steered.encode(), add_bos=False)
+    favoured = set(favoured_tokens(engine.llama.tokenize, favour))
+    assert sum(token in favoured for token in written) >= 0.7 * len(written)
+    monkeypatch.setattr(engine, "settings", strong.model_copy(update={"focus_bias": 0}))
+    assert "".join(engine.stream(QUESTION, max_tokens=24, favour=favour)) == plain  # off
+
+
+def test_the_focus_bias_leaves_a_refusal_the_gate_let_through(engine: LlmEngine):
+    import numpy as np
+
+    from bot.engine.generation import favoured_tokens
+    from bot.llm import FocusBias, RefusalGate
+
+    ids = favoured_tokens(engine.llama.tokenize, ["Primary on-call | EUR 250 per week"])
+    token = RefusalGate(engine.llama, 0.85).token
+    assert ids and token not in ids
+    bias = FocusBias(ids, 2.0, token)
+    scores = np.zeros(engine.llama.n_vocab(), dtype=np.single)
+    scores[token] = 30.0  # a sure refusal as the first token
+    assert (bias(np.array([], dtype=np.intc), scores.copy()) == scores).all()
+    later = bias(np.array([], dtype=np.intc), np.zeros_like(scores))
+    assert (later[ids] == 2.0).all() and later.sum() == 2.0 * len(ids)
+    unsure = FocusBias(ids, 2.0, token)  # the gate took the refusal off: biased from the start
+    assert (unsure(np.array([], dtype=np.intc), np.zeros_like(scores))[ids] == 2.0).all()

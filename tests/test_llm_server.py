@@ -89,8 +89,13 @@ def test_the_server_streams_what_the_in_process_model_writes(server: str, models
     assert len(pieces) > 2
     assert stats.tokens == len(pieces) and stats.first_token_at and stats.finished_at
     # a server has no refusal gate (it needs the logits in this process): compare without it
-    ungated = load_engine(LlmSettings(refusal_threshold=0), models_dir)
+    ungated = load_engine(LlmSettings(refusal_threshold=0, focus_bias=8), models_dir)
     assert "".join(pieces) == "".join(ungated.stream(QUESTION, max_tokens=40))
+    # the focus bias reaches the server as a logit bias on the same tokens
+    favour = ["The office closes at 19:00."]
+    steered = "".join(remote(server, focus_bias=8).stream(QUESTION, max_tokens=40, favour=favour))
+    assert steered != "".join(pieces)
+    assert steered == "".join(ungated.stream(QUESTION, max_tokens=40, favour=favour))
 
 
 def test_prompt_sizes_come_from_the_servers_tokenizer(server: str, engine: LlmEngine):

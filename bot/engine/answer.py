@@ -11,6 +11,7 @@ from bot import metrics
 from bot.engine.evidence import (
     CITATION,
     Evidence,
+    Reading,
     disputed_figures,
     pick_evidence,
     unsupported_figures,
@@ -98,12 +99,22 @@ class AnswerService:
         together with the question before it, and any question that finds nothing alone is
         tried that way too.
         """
-        borrowed = f"{history[-1].question} {question}" if history else question
-        terse = len(question.split()) <= FOLLOW_UP_WORDS
-        hits = self.retriever.related(borrowed if terse else question, scope=scope)
-        if not hits and history and not terse:
-            hits = self.retriever.related(borrowed, scope=scope)
+        hits = self.retriever.related(self.search_text(question, history), scope=scope)
+        if not hits and history and not self.is_terse(question):
+            hits = self.retriever.related(self.borrowed(question, history), scope=scope)
         return hits
+
+    @staticmethod
+    def is_terse(question: str) -> bool:
+        return len(question.split()) <= FOLLOW_UP_WORDS
+
+    @staticmethod
+    def borrowed(question: str, history: Sequence[Turn]) -> str:
+        return f"{history[-1].question} {question}" if history else question
+
+    def search_text(self, question: str, history: Sequence[Turn]) -> str:
+        """What a question is searched with: a terse follow-up with the question before it."""
+        return self.borrowed(question, history) if self.is_terse(question) else question
 
     def answer(
         self,
@@ -137,6 +148,11 @@ class AnswerService:
             answer_tokens=self.settings.max_tokens,
             system=self.settings.system_prompt or SYSTEM_PROMPT,
         )
+        # the sentences the question is most about steer the model while it writes, then
+        # stand under its answer as the second quote
+        asked = self.search_text(question, history)
+        reading = Reading(asked, plan.sources, self.retriever.embedder.closeness)
+        favour = reading.focus(self.settings.focus_sentences) if self.settings.focus_bias else []
         stats = GenerationStats()
         pieces: list[str] = []
 
@@ -146,7 +162,11 @@ class AnswerService:
                 on_wait(ahead)
 
         for piece in self.engine.stream(
-            plan.messages, max_tokens=self.settings.max_tokens, stats=stats, on_wait=waiting
+            plan.messages,
+            max_tokens=self.settings.max_tokens,
+            stats=stats,
+            on_wait=waiting,
+            favour=favour,
         ):
             pieces.append(piece)
             if on_token is not None:
@@ -164,9 +184,7 @@ class AnswerService:
         generating = timings.total_s - timings.first_token_s
         if stats.tokens > 1 and generating > 0:
             metrics.TOKENS_PER_SECOND.observe((stats.tokens - 1) / generating)
-        evidence = pick_evidence(
-            question, text, plan.sources, closeness=self.retriever.embedder.closeness
-        )
+        evidence = pick_evidence(question, text, plan.sources, reading=reading)
         unsupported = unsupported_figures(question, text, plan.sources)
         return Answer(
             question,

@@ -3,7 +3,9 @@
 Sentences are quoted verbatim from the chunks the model read: the one sharing most with the
 answer (figures and codes count most) and the question, then the one the question is most
 about, by meaning (the embedding model, when the caller passes it) and by its rarer words
-(BM25 over the prompt's sentences), fused by rank; nothing here writes text.
+(BM25 over the prompt's sentences), fused by rank; nothing here writes text. That ranking
+(`Reading`) is made before the answer, so the model can be steered towards the question's
+sentence while it writes.
 Figures the answer states that none of its sources holds are reported, and so are the
 answer's figures when the sentence the question is most about holds other ones, so a front
 end can say so instead of showing a confident number under an unrelated quote.
@@ -44,7 +46,13 @@ class Evidence:
     focus: bool = False  # the sentence the question is most about
 
     def as_dict(self) -> dict[str, object]:
-        return {"source": self.n, "title": self.title, "location": self.location, "text": self.text}
+        return {
+            "source": self.n,
+            "title": self.title,
+            "location": self.location,
+            "text": self.text,
+            "closest_to_question": self.focus,
+        }
 
 
 def normalize_term(token: str) -> str:
@@ -147,12 +155,57 @@ def _bm25(query: Sequence[str], documents: Sequence[Sequence[str]]) -> list[floa
 
 
 def _fused(rankings: Sequence[Sequence[float]]) -> list[float]:
-    """Reciprocal-rank fusion (k = 1: the top few of each ranking count most)."""
+    """Reciprocal-rank fusion (k = 1: the top few of each ranking count most).
+
+    Ties keep prompt order, so sentences sharing no word with the question still rank by
+    where retrieval put them: counting only shared words lost quotes on all three sets.
+    """
     fused = [0.0] * len(rankings[0])
     for scores in rankings:
         for rank, i in enumerate(sorted(range(len(scores)), key=lambda i: (-scores[i], i))):
             fused[i] += 1 / (1 + rank)
     return fused
+
+
+class Reading:
+    """The prompt's sentences, ranked by how much the question is about each.
+
+    Two rankings are fused: closeness in meaning to the question (`closeness`, a dense
+    model's similarity, when given) and BM25 on the question's words. The dense half finds
+    paraphrases, the keyword half the rare names and codes, and carries languages the dense
+    model reads poorly. Built once per answer: before it, the top sentences steer the model
+    (`focus`); after it, they are the second quote.
+    """
+
+    def __init__(
+        self, question: str, sources: Sequence[Source], closeness: Closeness | None = None
+    ) -> None:
+        self.sentences = _sentences(sources)
+        self.fused: list[float] | None = None
+        if not self.sentences:
+            return
+        headed = [f"{s.heading}: {s.text}" if s.heading else s.text for s in self.sentences]
+        rankings = [_bm25(terms(question), [terms(text) for text in headed])]
+        if closeness is not None:
+            rankings.append(list(closeness(question, headed)))
+        if closeness is not None or any(rankings[0]):
+            self.fused = _fused(rankings)
+
+    def best(self, skip: Sequence[_Sentence] = ()) -> _Sentence | None:
+        """The sentence the question is most about, of those not in `skip`."""
+        if self.fused is None:
+            return None
+        fused, every = self.fused, self.sentences
+        rest = [i for i, s in enumerate(every) if s not in skip]
+        return every[max(rest, key=lambda i: (fused[i], -i))] if rest else None
+
+    def focus(self, limit: int = 1) -> list[str]:
+        """The texts of the `limit` sentences the question is most about, best first."""
+        if self.fused is None:
+            return []
+        fused = self.fused
+        order = sorted(range(len(fused)), key=lambda i: (-fused[i], i))
+        return [self.sentences[i].text for i in order[:limit]]
 
 
 def pick_evidence(
@@ -162,36 +215,27 @@ def pick_evidence(
     *,
     limit: int = 2,
     closeness: Closeness | None = None,
+    reading: Reading | None = None,
 ) -> list[Evidence]:
     """The sentence that best supports `answer`, from the sources it cites (else any), and
-    the sentence of any source the question is most about.
+    the sentence of any source the question is most about (`Reading`).
 
     Under a right answer the second quote completes the support; under a wrong one it shows
-    what the sources do say. The second ranks every other sentence twice, by closeness in
-    meaning to the question (`closeness`, a dense model's similarity, when given) and by BM25
-    on the question's words, and takes the best of the fused ranks: the dense half finds
-    paraphrases, the keyword half the rare names and codes, and carries languages the dense
-    model reads poorly.
+    what the sources do say. Pass the `reading` made before the answer to rank once.
     """
     if not sources or is_refusal(answer):
         return []
-    every = _sentences(sources)
+    reading = reading or Reading(question, sources, closeness)
+    every = reading.sentences
     numbers = cited(answer)
     pool = [s for s in every if s.source.n in numbers] or every
     wanted, asked = set(terms(answer)), set(terms(question))
     scored = [(score, s) for s in pool if (score := _score(set(s.terms), wanted, asked)) > 0]
     chosen = [min(scored, key=lambda c: (-c[0], c[1].order, c[1].position))[1]] if scored else []
-    focus: _Sentence | None = None
-    headed = [f"{s.heading}: {s.text}" if s.heading else s.text for s in every]
-    rankings = [_bm25(terms(question), [terms(text) for text in headed])]
-    if closeness is not None:
-        rankings.append(list(closeness(question, headed)))
-    if closeness is not None or any(rankings[0]):
-        fused = _fused(rankings)
-        focus = every[max(range(len(every)), key=lambda i: (fused[i], -i))]
-        rest = [i for i, s in enumerate(every) if s not in chosen]
-        if rest and len(chosen) < limit:
-            chosen.append(every[max(rest, key=lambda i: (fused[i], -i))])
+    focus = reading.best()
+    second = reading.best(chosen) if len(chosen) < limit else None
+    if second is not None:
+        chosen.append(second)
     chosen.sort(key=lambda s: (s.order, s.position))
     return [
         Evidence(s.source.n, s.source.title, s.source.location, _clip(s.text), s is focus)

@@ -43,4 +43,17 @@ class Engine(Protocol):
         max_tokens: int,
         stats: GenerationStats | None = None,
         on_wait: Callable[[int], None] | None = None,
-    ) -> Iterator[str]: ...
+        favour: Sequence[str] = (),
+    ) -> Iterator[str]:
+        """Yield the answer's pieces; the tokens of `favour` (source sentences) get the
+        settings' `focus_bias` added to their logits while it writes."""
+        ...
+
+
+def favoured_tokens(tokenize: Callable[..., list[int]], texts: Sequence[str]) -> list[int]:
+    """Every token of `texts`, as they start a line and as they follow a space."""
+    ids: set[int] = set()
+    for text in texts:
+        for variant in (text, f" {text}"):
+            ids.update(tokenize(variant.encode("utf-8"), add_bos=False))
+    return sorted(ids)
