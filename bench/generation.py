@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import KNOWLEDGE, Row, cleanup, median, scratch_settings
+from bot.engine.llm import SMOLLM2, open_gguf
 from bot.engine.prompt import plan_prompt
-from bot.llm import SMOLLM2, open_gguf
 from bot.services import Services
 from bot.settings import Settings
 from finetune.grounded import grounded_file

@@ -5,7 +5,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bot.console import print_json
-from bot.llm import open_gguf
+from bot.engine.llm import open_gguf
 from bot.settings import Settings
 from finetune.registry import ModelRegistry
 

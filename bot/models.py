@@ -6,7 +6,7 @@ adapter that ships in `finetune/grounded/adapter/`, then registered with its pro
 
 from pathlib import Path
 
-from bot.llm import SMOLLM2
+from bot.engine.llm import SMOLLM2
 from bot.settings import Settings
 from finetune.grounded import NAME as GROUNDED
 from finetune.grounded import grounded_file

@@ -7,7 +7,7 @@ from types import TracebackType
 
 from bot.engine.answer import AnswerService
 from bot.engine.generation import Engine
-from bot.llm import load_engine
+from bot.engine.llm import load_engine
 from bot.settings import Settings
 from finetune.registry import ModelRegistry
 from retrieval.embeddings import Embedder, load_embedder

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from bot.llm import resolve_model_path
+from bot.engine.llm import resolve_model_path
 from bot.settings import Settings
 from finetune.dataset import Feedback
 from finetune.registry import ModelRegistry
@@ -211,7 +211,7 @@ def _jsonl_files(paths: list[Path]) -> list[Path]:
 
 def cmd_finetune_grounded(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild the shipped grounded adapter from finetune/grounded/ (documents, questions)."""
-    from bot.llm import SMOLLM2
+    from bot.engine.llm import SMOLLM2
     from bot.services import Services
     from finetune.grounded import ADAPTER, DOCUMENTS
     from finetune.grounded.recipe import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.llm import LlmEngine, load_engine, resolve_model_path
+from bot.engine.llm import LlmEngine, load_engine, resolve_model_path
 from bot.models import pull_defaults
 from bot.settings import LlmSettings, Settings
 from retrieval.embeddings import Embedder, load_embedder

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from bot.engine.answer import NO_ANSWER, AnswerService, EmptyQuestionError
+from bot.engine.llm import LlmEngine
 from bot.engine.prompt import QuestionTooLongError, Turn, plan_prompt
-from bot.llm import LlmEngine
 from bot.settings import LlmSettings
 from retrieval.retriever import Retriever
 from retrieval.store import Hit

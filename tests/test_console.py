@@ -5,8 +5,8 @@ from pathlib import Path
 
 from bot.console import run_console
 from bot.engine.answer import AnswerService
+from bot.engine.llm import LlmEngine
 from bot.engine.prompt import Turn
-from bot.llm import LlmEngine
 from bot.settings import LlmSettings
 from retrieval.retriever import Retriever
 

@@ -8,8 +8,8 @@ import pytest
 
 from bot.engine.answer import Answer, AnswerService, ContextSource, SourceRef
 from bot.engine.evidence import Evidence
+from bot.engine.llm import LlmEngine
 from bot.evaluation import declined, evaluate_answers
-from bot.llm import LlmEngine
 from bot.settings import LlmSettings, Settings
 from retrieval.embeddings import Embedder
 from retrieval.errors import AjusteError

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.engine.answer import AnswerService
-from bot.llm import LlmEngine, load_engine
+from bot.engine.llm import LlmEngine, load_engine
 from bot.settings import Settings
 from finetune.base import FinetuneError
 from finetune.grounded import ADAPTER, DOCUMENTS, FILE, QUESTIONS, grounded_file

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.llm import GenerationStats, LlmEngine, load_engine
+from bot.engine.llm import GenerationStats, LlmEngine, load_engine
+from bot.engine.turns import QueueFullError, Turns
 from bot.settings import LlmSettings
-from bot.turns import QueueFullError, Turns
 from retrieval.context import SYSTEM_PROMPT
 from retrieval.errors import ModelFilesError
 
@@ -118,7 +118,7 @@ def test_a_corrupt_model_file_is_refused_clearly(tmp_path: Path, content: bytes,
 def test_the_refusal_gate_sets_aside_an_unsure_refusal_only(engine: LlmEngine):
     import numpy as np
 
-    from bot.llm import RefusalGate
+    from bot.engine.llm import RefusalGate
 
     gate = RefusalGate(engine.llama, 0.65)
     assert gate.active
@@ -154,7 +154,7 @@ def test_the_focus_bias_leaves_a_refusal_the_gate_let_through(engine: LlmEngine)
     import numpy as np
 
     from bot.engine.generation import favoured_tokens
-    from bot.llm import FocusBias, RefusalGate
+    from bot.engine.llm import FocusBias, RefusalGate
 
     ids = favoured_tokens(engine.llama.tokenize, ["Primary on-call | EUR 250 per week"])
     token = RefusalGate(engine.llama, 0.85).token

@@ -12,8 +12,8 @@ import httpx
 import pytest
 
 from bot.engine.answer import AnswerService
-from bot.llm import GenerationStats, LlmEngine, load_engine
-from bot.llm_server import ModelServerError, ServerEngine
+from bot.engine.llm import GenerationStats, LlmEngine, load_engine
+from bot.engine.llm_server import ModelServerError, ServerEngine
 from bot.settings import LlmSettings
 from retrieval.context import SYSTEM_PROMPT
 from retrieval.retriever import Retriever

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.llm import SMOLLM2, GenerationStats, load_engine
+from bot.engine.llm import SMOLLM2, GenerationStats, load_engine
 from bot.settings import LlmSettings
 from finetune.registry import ModelRegistry, RegistryError
 

@@ -1,14 +1,14 @@
 """What the answer service needs of a chat model, whichever backend serves it.
 
-`bot.llm` (llama.cpp in this process) and `bot.llm_server` (llama.cpp servers) both implement
-`Engine`; neither imports the other's module for these shapes.
+`bot.engine.llm` (llama.cpp in this process) and `bot.engine.llm_server` (llama.cpp servers)
+both implement `Engine`; neither imports the other's module for these shapes.
 """
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from bot.turns import Turns
+from bot.engine.turns import Turns
 
 Message = dict[str, str]
 

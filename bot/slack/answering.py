@@ -16,11 +16,11 @@ from slack_sdk.errors import SlackApiError
 
 from bot.engine.answer import Answer, AnswerService
 from bot.engine.prompt import Turn
+from bot.engine.turns import QueueFullError
 from bot.settings import SlackSettings
 from bot.slack.mrkdwn import to_mrkdwn
 from bot.slack.reply import StreamingSupport, ThreadReply, text_blocks
 from bot.slack.state import State
-from bot.turns import QueueFullError
 from retrieval.errors import AjusteError
 from retrieval.store import Scope
 

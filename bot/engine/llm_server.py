@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 
 from bot.engine.generation import GenerationStats, Message, favoured_tokens
+from bot.engine.turns import Turns
 from bot.settings import LlmSettings
-from bot.turns import Turns
 from retrieval.errors import AjusteError
 
 log = logging.getLogger(__name__)

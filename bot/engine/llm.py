@@ -14,8 +14,8 @@ from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
 from bot.engine.generation import Engine, GenerationStats, Message, favoured_tokens
+from bot.engine.turns import Turns
 from bot.settings import LlmSettings
-from bot.turns import Turns
 from finetune.grounded import grounded_file
 from finetune.registry import ModelRegistry
 from retrieval.context import REFUSAL
@@ -333,7 +333,7 @@ def load_engine(
     it is followed while the bot runs.
     """
     if settings.server_url:
-        from bot.llm_server import ServerEngine
+        from bot.engine.llm_server import ServerEngine
 
         return ServerEngine(settings)
     return _local_engine(settings, models_dir, registry)
