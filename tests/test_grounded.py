@@ -119,8 +119,8 @@ def test_the_shipped_adapter_installs_checked_and_once(tmp_path: Path) -> None:
 def test_a_new_user_gets_grounded_answers_with_evidence(
     handbook: tuple[Retriever, Path], models_dir: Path
 ) -> None:
-    """First questions through the default model and the real index: right figures quoted,
-    a near miss declined, and where the model's answer is wrong the quote shows the rule."""
+    """First questions through the default model and the real index: right figures, quoted
+    with the rule they come from, and a near miss declined."""
     engine = load_engine(Settings(_env_file=None).llm, models_dir)  # type: ignore[call-arg]
     assert isinstance(engine, LlmEngine) and engine.path == grounded_file(models_dir)
     answers = AnswerService(retriever=handbook[0], engine=engine, settings=Settings().llm)
@@ -129,9 +129,11 @@ def test_a_new_user_gets_grounded_answers_with_evidence(
     assert contains(" ".join(quote.text for quote in password.evidence), "14 characters")
     dress = answers.answer("Is there a dress code at the Porto office?")  # the handbook is silent
     assert dress.text == REFUSAL and not dress.evidence, dress.text
-    for question, rule in [
-        ("How many vacation days do I get per year?", "25 working days"),
-        ("Can I expense a business class flight?", "business class is allowed only when"),
+    for question, rule, figure in [
+        ("How many vacation days do I get per year?", "25 working days", "25 working days"),
+        ("Can I expense a business class flight?", "business class is allowed only", "6 hours"),
     ]:
-        quoted = " ".join(quote.text for quote in answers.answer(question).evidence)
+        answer = answers.answer(question)  # right since the question's sentence steers it
+        assert contains(answer.text, figure), (question, answer.text)
+        quoted = " ".join(quote.text for quote in answer.evidence)
         assert contains(quoted, rule), (question, quoted)
