@@ -24,11 +24,8 @@ from retrieval.errors import AjusteError
 log = logging.getLogger(__name__)
 RETRY_DOWN_AFTER = 30.0  # seconds a server that refused a connection is tried last
 PER_MESSAGE = 8  # tokens a chat template adds around each message (ChatML uses 5)
-TOKENIZERS = (  # (path, request field, how to read the count), llama-cpp-python's first
-    ("/extras/tokenize/count", "input", lambda body: int(body["count"])),
-    ("/tokenize", "content", lambda body: len(body["tokens"])),
-)
-TOKEN_IDS = (("/extras/tokenize", "input"), ("/tokenize", "content"))  # the same two, as ids
+# (path, request field) of llama-cpp-python's tokenizer, then llama-server's: {"tokens": [ids]}
+TOKENIZERS = (("/extras/tokenize", "input"), ("/tokenize", "content"))
 
 
 class ModelServerError(AjusteError):
@@ -97,7 +94,7 @@ class ServerEngine:
         if self.settings.server_model:
             body["model"] = self.settings.server_model
         if favour and self.settings.focus_bias > 0:
-            ids = favoured_tokens(self._token_ids, favour)
+            ids = favoured_tokens(lambda text, **_: self._tokens(text.decode()) or [], favour)
             body["logit_bias"] = {str(token): self.settings.focus_bias for token in ids}
         with self.turns.turn(on_wait):
             failures = []
@@ -163,46 +160,36 @@ class ServerEngine:
             return sorted(self.urls, key=lambda url: (self._down_until[url] > now, self._busy[url]))
 
     def _count(self, text: str) -> int:
+        tokens = self._tokens(text)
+        if tokens is None:  # no tokenizer answers: err on the long side
+            return len(text.encode("utf-8")) // 3 + 1
+        return len(tokens)
+
+    def _tokens(self, text: str) -> list[int] | None:
+        """The token ids of `text` from the first server that tokenizes; None: none does."""
         for url in self.urls:
-            index = self._tokenizer_of(url)
+            if url not in self._tokenizer:
+                self._tokenizer[url] = self._find_tokenizer(url)
+            index = self._tokenizer[url]
             if index is None:
                 continue
-            path, field, read = TOKENIZERS[index]
             try:
-                response = self._client.post(url + path, json={field: text})
-                response.raise_for_status()
-                return read(response.json())
+                return self._tokenize(url, index, text)
             except (httpx.HTTPError, ValueError, KeyError, TypeError):
                 continue
-        return len(text.encode("utf-8")) // 3 + 1  # no tokenizer answers: err on the long side
+        return None
 
-    def _token_ids(self, text: bytes, add_bos: bool = False) -> list[int]:
-        """The tokens of `text` from the first server that tokenizes; none: no tokens."""
-        for url in self.urls:
-            index = self._tokenizer_of(url)
-            if index is None:
-                continue
-            path, field = TOKEN_IDS[index]
-            try:
-                response = self._client.post(url + path, json={field: text.decode("utf-8")})
-                response.raise_for_status()
-                return [int(token) for token in response.json()["tokens"]]
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
-                continue
-        return []
-
-    def _tokenizer_of(self, url: str) -> int | None:
-        if url not in self._tokenizer:
-            self._tokenizer[url] = self._find_tokenizer(url)
-        return self._tokenizer[url]
+    def _tokenize(self, url: str, index: int, text: str) -> list[int]:
+        path, field = TOKENIZERS[index]
+        response = self._client.post(url + path, json={field: text})
+        response.raise_for_status()
+        return [int(token) for token in response.json()["tokens"]]
 
     def _find_tokenizer(self, url: str) -> int | None:
-        for index, (path, field, read) in enumerate(TOKENIZERS):
+        for index in range(len(TOKENIZERS)):
             try:
-                response = self._client.post(url + path, json={field: "a"})
-                if response.status_code == httpx.codes.OK:
-                    read(response.json())
-                    return index
+                self._tokenize(url, index, "a")
+                return index
             except (httpx.HTTPError, ValueError, KeyError, TypeError):
                 continue
         log.warning("%s counts no tokens; prompt sizes are estimated", url)
