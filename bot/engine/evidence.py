@@ -181,7 +181,7 @@ class Reading:
         self, question: str, sources: Sequence[Source], closeness: Closeness | None = None
     ) -> None:
         self.sentences = _sentences(sources)
-        self.fused: list[float] | None = None
+        self.ranked: list[_Sentence] = []  # best first; empty: nothing to rank them by
         if not self.sentences:
             return
         headed = [f"{s.heading}: {s.text}" if s.heading else s.text for s in self.sentences]
@@ -189,23 +189,17 @@ class Reading:
         if closeness is not None:
             rankings.append(list(closeness(question, headed)))
         if closeness is not None or any(rankings[0]):
-            self.fused = _fused(rankings)
+            fused = _fused(rankings)
+            order = sorted(range(len(fused)), key=lambda i: (-fused[i], i))
+            self.ranked = [self.sentences[i] for i in order]
 
     def best(self, skip: Sequence[_Sentence] = ()) -> _Sentence | None:
         """The sentence the question is most about, of those not in `skip`."""
-        if self.fused is None:
-            return None
-        fused, every = self.fused, self.sentences
-        rest = [i for i, s in enumerate(every) if s not in skip]
-        return every[max(rest, key=lambda i: (fused[i], -i))] if rest else None
+        return next((s for s in self.ranked if s not in skip), None)
 
     def focus(self, limit: int = 1) -> list[str]:
         """The texts of the `limit` sentences the question is most about, best first."""
-        if self.fused is None:
-            return []
-        fused = self.fused
-        order = sorted(range(len(fused)), key=lambda i: (-fused[i], i))
-        return [self.sentences[i].text for i in order[:limit]]
+        return [s.text for s in self.ranked[:limit]]
 
 
 def pick_evidence(
