@@ -16,7 +16,6 @@ from pathlib import Path
 from bench.common import REPO
 from bench.quality import EVERY_SET, evaluate_set
 from bot.engine.answer import Answer
-from bot.evaluation import declined
 from retrieval.evaluation import QaItem, contains
 
 
@@ -31,7 +30,7 @@ def count(models_dir: Path, name: str) -> Counter[str]:
         counts["in context"] += 1
         quoted = " ".join(quote.text for quote in answer.evidence)
         counts["quotes hold it"] += int(contains(quoted, item.answers))
-        if not declined(answer):
+        if not answer.declines:
             verdict = "right" if contains(answer.text, item.answers) else "wrong"
             counts[verdict] += 1
             counts[f"{verdict}, flagged"] += bool(answer.disputed)

@@ -26,7 +26,7 @@ def format_sources(answer: Answer) -> str:
             f"{', '.join(answer.disputed)}."
         )
     if answer.evidence:
-        lines.append("Evidence:")
+        lines.append("Closest in the sources:" if answer.declines else "Evidence:")
         lines += [f'  [{quote.n}] "{quote.text}"' for quote in answer.evidence]
     if answer.sources:
         lines.append("Sources:")

@@ -21,12 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from bot.engine.answer import Answer, AnswerService
-from bot.engine.evidence import is_refusal
 from retrieval.evaluation import QaItem, contains, exact_match, matches_location, token_f1
-
-
-def declined(answer: Answer) -> bool:
-    return answer.abstained or is_refusal(answer.text)
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -80,11 +75,11 @@ def evaluate_answers(
         totals.append(answer.timings.total_s)
         if not item.answerable:
             unanswerable += 1
-            declined_right += declined(answer)
-            kinds.setdefault(item.kind, []).append(float(declined(answer)))
+            declined_right += answer.declines
+            kinds.setdefault(item.kind, []).append(float(answer.declines))
             continue
         answerable += 1
-        declined_wrong += declined(answer)
+        declined_wrong += answer.declines
         references = item.answers or ("",)
         triple = (
             max(exact_match(answer.text, reference) for reference in references),

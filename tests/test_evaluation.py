@@ -9,7 +9,7 @@ import pytest
 from bot.engine.answer import Answer, AnswerService, ContextSource, SourceRef
 from bot.engine.evidence import Evidence
 from bot.engine.llm import LlmEngine
-from bot.evaluation import declined, evaluate_answers
+from bot.evaluation import evaluate_answers
 from bot.settings import LlmSettings, Settings
 from retrieval.embeddings import Embedder
 from retrieval.errors import AjusteError
@@ -95,10 +95,12 @@ def test_declining_is_recognised():
     def answer(text: str, abstained: bool = False) -> Answer:
         return Answer("q", text, [SourceRef(1, "t", "l")], "m", abstained=abstained)
 
-    assert declined(answer("anything", abstained=True))
-    assert declined(answer("I don't know; the sources do not say."))
-    assert declined(answer("That is not mentioned in the sources."))
-    assert not declined(answer("The password needs 14 characters."))
+    assert answer("anything", abstained=True).declines
+    assert answer("I don't know; the sources do not say.").declines
+    assert answer("That is not mentioned in the sources.").declines
+    assert not answer("The password needs 14 characters.").declines
+    # a refusal after an answer leaves the answer: only the first sentence can decline
+    assert not answer("Ring extension 4477 [1]. The sources don't say who answers.").declines
 
 
 def test_paths_match_by_their_tail():

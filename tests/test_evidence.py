@@ -117,6 +117,50 @@ def test_a_rare_code_of_the_question_finds_its_row(embedder: Embedder) -> None:
     assert "Device failed the compliance check" in evidence[1].text
 
 
+def test_rows_read_under_their_header_and_items_under_their_lead_in(embedder: Embedder):
+    """A header row, a table rule or a lead-in ending in ":" states nothing by itself."""
+    crews = (
+        "Each crew has a lead who signs off its work.\n\n"
+        "| Crew | Works on | Lead | Shift |\n|---|---|---|---|\n"
+        "| Gannet | Hull repairs | Odile Varga | Early |\n"
+        "| Petrel | Engine overhauls | Tomasz Lind | Late |"
+    )
+    storm = (
+        "When a storm warning is issued:\n"
+        "- move the small boats into shed B;\n"
+        "- double the mooring lines of the moored yachts.\n"
+        "The harbour office opens at 07:00."
+    )
+    sources = number_sources(
+        [hit("crews.md", "Yard crews", crews), hit("storm.md", "Storms", storm)]
+    )
+    first = Reading("Who leads the Petrel crew?", sources, embedder.closeness).focus()
+    assert first == ["| Petrel | Engine overhauls | Tomasz Lind | Late |"]
+    reading = Reading("What happens to small boats in a storm?", sources, embedder.closeness)
+    assert reading.focus() == ["- move the small boats into shed B;"]
+    last = [s.text for s in reading.ranked[-3:]]  # what says little comes last
+    assert set(last) == {
+        "| Crew | Works on | Lead | Shift |",
+        "|---|---|---|---|",
+        "When a storm warning is issued:",
+    }
+
+
+def test_a_long_sentence_is_quoted_around_what_matters():
+    kinds = " ".join(
+        f"{kind} records are kept for {n} months,"
+        for n, kind in enumerate(
+            ["Invoice", "Payroll", "Badge", "Camera", "Visitor", "Ticket", "Chat", "Build"], 12
+        )
+    )
+    row = f"{kinds} and telemetry events are kept for 25 months."
+    sources = number_sources([hit("retention.txt", "Retention", row)])
+    [quote] = pick_evidence("How long is telemetry kept?", "25 months [1].", sources)
+    assert "telemetry events are kept for 25 months" in quote.text
+    assert quote.text.startswith("… ") and len(quote.text) <= 324  # verbatim, cut in front
+    assert quote.text.endswith("25 months.") and quote.text[2:] in row
+
+
 def test_quotes_are_whole_sentences_across_abbreviations():
     body = (
         "The Examinations Officer is Dr. Henrike Saller. Theses are handed in on ThesisDesk.\n"
@@ -154,10 +198,15 @@ def test_a_neighbouring_figure_is_disputed_by_the_question_sentence(embedder: Em
     assert disputed_figures(question, made_up, evidence, ["300"]) == []  # reported already
 
 
-def test_refusals_and_empty_prompts_get_no_evidence():
+def test_a_refusal_shows_the_closest_sentence_and_an_empty_prompt_nothing(embedder: Embedder):
     assert is_refusal(REFUSAL)
-    assert pick_evidence("Is there a dress code?", REFUSAL, SOURCES) == []
+    [closest] = pick_evidence(
+        "How long may I fly business?", REFUSAL, SOURCES, closeness=embedder.closeness
+    )
+    assert closest.focus and closest.n == 2  # what the sources say nearest to the question
+    assert closest.text.startswith("Business class is allowed only for flights longer than")
     assert pick_evidence("Anything?", "Yes [1].", []) == []
+    assert pick_evidence("Anything?", REFUSAL, []) == []
 
 
 def test_figures_the_sources_lack_are_reported():

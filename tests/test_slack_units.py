@@ -71,16 +71,29 @@ def test_state_remembers_events_threads_and_votes_across_restarts(tmp_path: Path
     assert (vote.question, vote.answer, vote.vote, vote.sources) == ("q", "a", -1, [{"n": 1}])
 
 
-def test_figures_the_quotes_do_not_hold_are_flagged_in_slack_and_the_console():
+def quoting_on_call(
+    question: str, text: str, unsupported: tuple[str, ...] = (), disputed: tuple[str, ...] = ()
+) -> Answer:
+    """An answer with the on-call pay row quoted under it."""
     quote = Evidence(1, "On-call", "/kb/oncall.md", "| Primary on-call | EUR 250 per week |", True)
-    answer = Answer(
-        "How much is the primary on-call paid?",
-        "EUR 120 per week, plus 2 days off [1].",
-        [SourceRef(1, "On-call", "/kb/oncall.md")],
+    source = SourceRef(1, "On-call", "/kb/oncall.md")
+    return Answer(
+        question,
+        text,
+        [source],
         "model",
         evidence=[quote],
-        unsupported=["2"],
-        disputed=["120"],
+        unsupported=list(unsupported),
+        disputed=list(disputed),
+    )
+
+
+def test_figures_the_quotes_do_not_hold_are_flagged_in_slack_and_the_console():
+    answer = quoting_on_call(
+        "How much is the primary on-call paid?",
+        "EUR 120 per week, plus 2 days off [1].",
+        unsupported=("2",),
+        disputed=("120",),
     )
     block = evidence_block(answer)
     assert block is not None
@@ -93,3 +106,16 @@ def test_figures_the_quotes_do_not_hold_are_flagged_in_slack_and_the_console():
     assert "Check this: the sentence closest to the question (quoted) doesn't say 120." in console
     answer.unsupported = answer.disputed = []
     assert "Check this" not in format_sources(answer)
+    assert "Evidence:" in format_sources(answer)
+
+
+def test_under_a_refusal_the_quote_is_labelled_the_closest_the_sources_come():
+    refusal = quoting_on_call(
+        "How much is weekend standby paid?", "I don't know: the sources don't say."
+    )
+    assert refusal.declines
+    block = evidence_block(refusal)
+    assert block is not None
+    assert block["text"]["text"].startswith("The closest the sources come:\n> | Primary on-call")
+    console = format_sources(refusal)
+    assert "Closest in the sources:" in console and "Evidence:" not in console

@@ -13,6 +13,7 @@ from bot.engine.evidence import (
     Evidence,
     Reading,
     disputed_figures,
+    is_refusal,
     pick_evidence,
     unsupported_figures,
 )
@@ -71,6 +72,12 @@ class Answer:
     unsupported: list[str] = field(default_factory=list)  # figures no source holds
     disputed: list[str] = field(default_factory=list)  # figures the question's sentence lacks
     context: list[ContextSource] = field(default_factory=list)  # every source in the prompt
+
+    @property
+    def declines(self) -> bool:
+        """Nothing found to answer from, or the model said the sources don't hold it (its
+        evidence, if any, is then the closest the sources come, not support)."""
+        return self.abstained or is_refusal(self.text)
 
     def as_dict(self) -> dict[str, object]:
         return {

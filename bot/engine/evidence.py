@@ -13,7 +13,7 @@ end can say so instead of showing a confident number under an unrelated quote.
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from retrieval.chunking import sentences
@@ -26,6 +26,7 @@ REFUSED = re.compile(
     r"sources don't say|(cannot|can't|couldn't|could not) (find|answer)",
     re.IGNORECASE,
 )
+_FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
 _LIST_MARK = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
 QUOTE_CHARS = 320  # a longer sentence (a table row, a run-on) is cut with an ellipsis
 _WORD = re.compile(r"[\w€$£%]+(?:[.,:/'’-][\w]+)*")
@@ -78,7 +79,12 @@ def cited(answer: str) -> set[int]:
 
 
 def is_refusal(answer: str) -> bool:
-    return bool(REFUSED.search(answer))
+    """Whether the answer declines: its first sentence says the sources don't hold it.
+
+    A refusal later on ("The fee is €20 [1]. The sources don't say whether …") leaves an
+    answer, which keeps its quotes.
+    """
+    return bool(REFUSED.search(_FIRST_SENTENCE.split(answer.strip(), maxsplit=1)[0]))
 
 
 def _score(sentence: set[str], answer: set[str], question: set[str]) -> float:
@@ -99,18 +105,69 @@ class _Sentence:
     text: str
     heading: str
     terms: frozenset[str]
+    context: str = ""  # what the sentence reads under: a row's table header, an item's lead-in
+    says_little: bool = False  # a heading, a table's header or rule, a lead-in ending in ":"
+
+    @property
+    def ranked_text(self) -> str:
+        """How the sentence is compared with the question: under its heading and context."""
+        body = f"{self.context} {self.text}" if self.context else self.text
+        return f"{self.heading}: {body}" if self.heading else body
+
+
+_ITEM = re.compile(r"\s*([-*+•]|\d{1,2}[.)]|[a-z][.)])\s")
+_TABLE_RULE = re.compile(r"\|?[\s:|-]+\|?")
 
 
 def _sentences(sources: Sequence[Source]) -> list[_Sentence]:
+    """The prompt's sentences, each with what it reads under (`_Sentence.context`).
+
+    A table row is read under its table's header row ("| Lead |" makes "Kertu Mets" a
+    lead), a list item under the sentence ending in ":" that introduces the list ("Before
+    surgery:"). Those headers, lead-ins and rules, and headings standing alone, state no
+    fact by themselves; they say little and rank after every sentence that does.
+    """
     found: list[_Sentence] = []
     seen: set[str] = set()
     for order, source in enumerate(sources):
         for hit in source.hits:
-            for position, sentence in enumerate(_whole(sentences(_unwrapped(hit.body)))):
+            pieces = _whole(sentences(_unwrapped(hit.body)))
+            header = lead = ""
+            for position, sentence in enumerate(pieces):
+                line = sentence.strip()
+                following = pieces[position + 1].strip() if position + 1 < len(pieces) else ""
+                words = frozenset(terms(sentence))
+                context, says_little = "", False
+                if line.startswith("|"):
+                    if _TABLE_RULE.fullmatch(line) or _TABLE_RULE.fullmatch(following):
+                        says_little = True  # the rule, or the header row above it
+                        header = line if not _TABLE_RULE.fullmatch(line) else header
+                    else:
+                        context = header
+                else:
+                    header = ""
+                    if _ITEM.match(sentence):
+                        context = lead
+                    else:
+                        lead = ""
+                    if line.endswith(":"):
+                        lead, says_little = line, True
+                    elif line.startswith("#") or line.isupper() or len(words) < 2:
+                        says_little = True
                 if sentence not in seen:  # overlapping chunks repeat sentences
                     seen.add(sentence)
-                    words = frozenset(terms(sentence))
-                    found.append(_Sentence(order, position, source, sentence, hit.heading, words))
+                    found.append(
+                        _Sentence(
+                            order,
+                            position,
+                            source,
+                            sentence,
+                            hit.heading,
+                            words,
+                            context=context,
+                            says_little=says_little,
+                        )
+                    )
     return found
 
 
@@ -184,13 +241,14 @@ class Reading:
         self.ranked: list[_Sentence] = []  # best first; empty: nothing to rank them by
         if not self.sentences:
             return
-        headed = [f"{s.heading}: {s.text}" if s.heading else s.text for s in self.sentences]
-        rankings = [_bm25(terms(question), [terms(text) for text in headed])]
+        read = [s.ranked_text for s in self.sentences]
+        rankings = [_bm25(terms(question), [terms(text) for text in read])]
         if closeness is not None:
-            rankings.append(list(closeness(question, headed)))
+            rankings.append(list(closeness(question, read)))
         if closeness is not None or any(rankings[0]):
             fused = _fused(rankings)
-            order = sorted(range(len(fused)), key=lambda i: (-fused[i], i))
+            says_little = [s.says_little for s in self.sentences]
+            order = sorted(range(len(fused)), key=lambda i: (says_little[i], -fused[i], i))
             self.ranked = [self.sentences[i] for i in order]
 
     def best(self, skip: Sequence[_Sentence] = ()) -> _Sentence | None:
@@ -215,11 +273,16 @@ def pick_evidence(
     the sentence of any source the question is most about (`Reading`).
 
     Under a right answer the second quote completes the support; under a wrong one it shows
-    what the sources do say. Pass the `reading` made before the answer to rank once.
+    what the sources do say. Under a refusal, that sentence alone is the closest the sources
+    come, so the reader can judge where the model would not. Pass the `reading` made before
+    the answer to rank once.
     """
-    if not sources or is_refusal(answer):
+    if not sources:
         return []
     reading = reading or Reading(question, sources, closeness)
+    if is_refusal(answer):
+        closest = reading.best()
+        return [] if closest is None else [_quote(closest, terms(question), focus=True)]
     every = reading.sentences
     numbers = cited(answer)
     pool = [s for s in every if s.source.n in numbers] or every
@@ -231,13 +294,16 @@ def pick_evidence(
     if second is not None:
         chosen.append(second)
     chosen.sort(key=lambda s: (s.order, s.position))
-    return [
-        Evidence(s.source.n, s.source.title, s.source.location, _clip(s.text), s is focus)
-        for s in chosen
-    ]
+    return [_quote(s, wanted | asked, focus=s is focus) for s in chosen]
 
 
-_BLOCK_START = re.compile(r"\s*([-*+|#>]|\d+[.)]\s)")
+def _quote(sentence: _Sentence, wanted: Collection[str], *, focus: bool) -> Evidence:
+    source = sentence.source
+    text = _clip(sentence.text, wanted)
+    return Evidence(source.n, source.title, source.location, text, focus)
+
+
+_BLOCK_START = re.compile(r"\s*([-*+|#>]|\d+[.)]\s|[a-z][.)]\s)")  # "b) " too
 
 
 def _unwrapped(body: str) -> str:
@@ -253,10 +319,26 @@ def _unwrapped(body: str) -> str:
     return "\n".join(lines)
 
 
-def _clip(sentence: str) -> str:
+def _clip(sentence: str, wanted: Collection[str] = ()) -> str:
+    """A long sentence cut to QUOTE_CHARS, around the most `wanted` terms it holds.
+
+    A wide table row or a run-on keeps the part that matters ("… Tidewatch raw events 14
+    days, aggregated metrics 25 months …"), not only its opening.
+    """
     if len(sentence) <= QUOTE_CHARS:
         return sentence
-    return sentence[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+    words = [(m.start(), m.end(), normalize_term(m.group())) for m in _WORD.finditer(sentence)]
+    windows: list[tuple[int, int, int]] = []  # (wanted terms inside, start, end)
+    for i, (begin, _, _) in enumerate(words):
+        inside = [(e, term) for _, e, term in words[i:] if e - begin <= QUOTE_CHARS]
+        found = len({term for _, term in inside} & set(wanted))
+        windows.append((found, begin, inside[-1][0] if inside else begin))
+    most = max(found for found, _, _ in windows)
+    best = [window for window in windows if window[0] == most]
+    _, start, end = best[len(best) // 2]  # the middle one: what matters, away from the cuts
+    if not _WORD.search(sentence[end:]):
+        end = len(sentence)  # only the closing stop was left out
+    return ("… " if start else "") + sentence[start:end] + (" …" if end < len(sentence) else "")
 
 
 def _stated_figures(answer: str) -> dict[str, str]:

@@ -103,6 +103,8 @@ def evidence_block(answer: Answer) -> dict[str, Any] | None:
             f":warning: The sentence closest to your question doesn't say {figures}: "
             "check the answer against the quote."
         )
+    if answer.evidence and answer.declines:
+        lines.append("The closest the sources come:")
     for quote in answer.evidence:
         lines.append(
             f"> {to_mrkdwn(quote.text)}\n> — {_link(quote.n, quote.title, quote.location)}"
