@@ -135,13 +135,14 @@ def _sentences(sources: Sequence[Source]) -> list[_Sentence]:
             header = lead = ""
             for position, sentence in enumerate(pieces):
                 line = sentence.strip()
-                following = pieces[position + 1].strip() if position + 1 < len(pieces) else ""
                 words = frozenset(terms(sentence))
                 context, says_little = "", False
                 if line.startswith("|"):
-                    if _TABLE_RULE.fullmatch(line) or _TABLE_RULE.fullmatch(following):
-                        says_little = True  # the rule, or the header row above it
-                        header = line if not _TABLE_RULE.fullmatch(line) else header
+                    following = pieces[position + 1].strip() if position + 1 < len(pieces) else ""
+                    if _TABLE_RULE.fullmatch(line):  # the rule itself
+                        says_little = True
+                    elif _TABLE_RULE.fullmatch(following):
+                        header, says_little = line, True  # the header row above the rule
                     else:
                         context = header
                 else:
@@ -328,11 +329,16 @@ def _clip(sentence: str, wanted: Collection[str] = ()) -> str:
     if len(sentence) <= QUOTE_CHARS:
         return sentence
     words = [(m.start(), m.end(), normalize_term(m.group())) for m in _WORD.finditer(sentence)]
+    wanted = set(wanted)
     windows: list[tuple[int, int, int]] = []  # (wanted terms inside, start, end)
     for i, (begin, _, _) in enumerate(words):
-        inside = [(e, term) for _, e, term in words[i:] if e - begin <= QUOTE_CHARS]
-        found = len({term for _, term in inside} & set(wanted))
-        windows.append((found, begin, inside[-1][0] if inside else begin))
+        end, inside = begin, set()
+        for _, word_end, term in words[i:]:
+            if word_end - begin > QUOTE_CHARS:
+                break  # words come in order: none further fits either
+            end = word_end
+            inside.add(term)
+        windows.append((len(inside & wanted), begin, end))
     most = max(found for found, _, _ in windows)
     best = [window for window in windows if window[0] == most]
     _, start, end = best[len(best) // 2]  # the middle one: what matters, away from the cuts
