@@ -22,12 +22,14 @@ def format_sources(answer: Answer) -> str:
         lines.append(f"Check this: {', '.join(answer.unsupported)} is not in the sources.")
     if answer.disputed:
         lines.append(
-            f"Check this: the sentence closest to the question (quoted) doesn't say "
+            f"Check this: the sentence closest to the question (marked) doesn't say "
             f"{', '.join(answer.disputed)}."
         )
     if answer.evidence:
         lines.append("Closest in the sources:" if answer.declines else "Evidence:")
-        lines += [f'  [{quote.n}] "{quote.text}"' for quote in answer.evidence]
+        for quote in answer.evidence:
+            mark = " ← closest to the question" if answer.disputed and quote.focus else ""
+            lines.append(f'  [{quote.n}] "{quote.text}"{mark}')
     if answer.sources:
         lines.append("Sources:")
         lines += [f"  [{s.n}] {s.title} — {s.location}" for s in answer.sources]

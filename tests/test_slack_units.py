@@ -74,15 +74,17 @@ def test_state_remembers_events_threads_and_votes_across_restarts(tmp_path: Path
 def quoting_on_call(
     question: str, text: str, unsupported: tuple[str, ...] = (), disputed: tuple[str, ...] = ()
 ) -> Answer:
-    """An answer with the on-call pay row quoted under it."""
-    quote = Evidence(1, "On-call", "/kb/oncall.md", "| Primary on-call | EUR 250 per week |", True)
+    """An answer quoting the secondary's pay row (its support) and the primary's (the closest)."""
+    support = Evidence(1, "On-call", "/kb/oncall.md", "| Secondary on-call | EUR 120 per week |")
+    row = "| Primary on-call | EUR 250 per week |"
+    closest = Evidence(1, "On-call", "/kb/oncall.md", row, focus=True)
     source = SourceRef(1, "On-call", "/kb/oncall.md")
     return Answer(
         question,
         text,
         [source],
         "model",
-        evidence=[quote],
+        evidence=[support, closest],
         unsupported=list(unsupported),
         disputed=list(disputed),
     )
@@ -99,13 +101,22 @@ def test_figures_the_quotes_do_not_hold_are_flagged_in_slack_and_the_console():
     assert block is not None
     slack = block["text"]["text"]
     assert ":warning: *2* is not in the sources" in slack
-    assert "The sentence closest to your question doesn't say *120*" in slack
-    assert "> | Primary on-call | EUR 250 per week |" in slack
+    assert "The sentence closest to your question (marked) doesn't say *120*" in slack
+    # the closest sentence is marked, so the reader knows which of the two quotes is meant
+    link = "> — [1] On-call — `/kb/oncall.md`"
+    assert f"> | Secondary on-call | EUR 120 per week |\n{link}\n" in slack
+    assert slack.endswith(
+        f"> | Primary on-call | EUR 250 per week |\n{link} · _closest to your question_"
+    )
     console = format_sources(answer)
     assert "Check this: 2 is not in the sources." in console
-    assert "Check this: the sentence closest to the question (quoted) doesn't say 120." in console
+    assert "Check this: the sentence closest to the question (marked) doesn't say 120." in console
+    assert '  [1] "| Secondary on-call | EUR 120 per week |"\n' in console
+    assert '"| Primary on-call | EUR 250 per week |" ← closest to the question' in console
     answer.unsupported = answer.disputed = []
     assert "Check this" not in format_sources(answer)
+    assert "closest" not in format_sources(answer)  # no mark without a warning
+    assert "closest" not in evidence_block(answer)["text"]["text"]
     assert "Evidence:" in format_sources(answer)
 
 
@@ -116,6 +127,6 @@ def test_under_a_refusal_the_quote_is_labelled_the_closest_the_sources_come():
     assert refusal.declines
     block = evidence_block(refusal)
     assert block is not None
-    assert block["text"]["text"].startswith("The closest the sources come:\n> | Primary on-call")
+    assert block["text"]["text"].startswith("The closest the sources come:\n> | Secondary on-call")
     console = format_sources(refusal)
     assert "Closest in the sources:" in console and "Evidence:" not in console

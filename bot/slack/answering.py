@@ -100,14 +100,15 @@ def evidence_block(answer: Answer) -> dict[str, Any] | None:
     if answer.disputed:
         figures = ", ".join(f"*{to_mrkdwn(figure)}*" for figure in answer.disputed)
         lines.append(
-            f":warning: The sentence closest to your question doesn't say {figures}: "
-            "check the answer against the quote."
+            f":warning: The sentence closest to your question (marked) doesn't say {figures}: "
+            "check the answer against it."
         )
     if answer.evidence and answer.declines:
         lines.append("The closest the sources come:")
     for quote in answer.evidence:
+        mark = " · _closest to your question_" if answer.disputed and quote.focus else ""
         lines.append(
-            f"> {to_mrkdwn(quote.text)}\n> — {_link(quote.n, quote.title, quote.location)}"
+            f"> {to_mrkdwn(quote.text)}\n> — {_link(quote.n, quote.title, quote.location)}{mark}"
         )
     if not lines:
         return None
