@@ -125,8 +125,9 @@ def test_under_a_refusal_the_quote_is_labelled_the_closest_the_sources_come():
         "How much is weekend standby paid?", "I don't know: the sources don't say."
     )
     assert refusal.declines
+    refusal.evidence = refusal.evidence[1:]  # under a refusal, the closest sentence alone
     block = evidence_block(refusal)
     assert block is not None
-    assert block["text"]["text"].startswith("The closest the sources come:\n> | Secondary on-call")
+    assert block["text"]["text"].startswith("The closest the sources come:\n> | Primary on-call")
     console = format_sources(refusal)
     assert "Closest in the sources:" in console and "Evidence:" not in console
