@@ -146,6 +146,36 @@ def test_rows_read_under_their_header_and_items_under_their_lead_in(embedder: Em
     }
 
 
+def test_each_line_of_a_code_block_is_a_sentence_read_under_its_lead_in(embedder: Embedder):
+    """A command is quoted alone, not the whole block run together; fences say nothing."""
+    runbook = (
+        "Keys last 90 days. Rotate your key like this:\n\n"
+        "```bash\n"
+        "tern status                  # shows the key and its expiry date\n"
+        "tern keygen --rotate         # creates a new key pair\n"
+        "tern connect                 # reconnects with the new key\n"
+        "```\n\n"
+        "The old key is revoked after 24 hours."
+    )
+    sources = number_sources([hit("tern.md", "Tern VPN", runbook)])
+    reading = Reading("How do I reconnect after rotating my key?", sources, embedder.closeness)
+    assert reading.focus() == ["tern connect                 # reconnects with the new key"]
+    lines = {s.text: s for s in reading.sentences}
+    assert lines["tern keygen --rotate         # creates a new key pair"].context == (
+        "Rotate your key like this:"
+    )
+    assert lines["```bash"].says_little and lines["```"].says_little
+    assert "The old key is revoked after 24 hours." in lines  # prose after the block stays apart
+    answer = "Run `tern connect` [1]."
+    [quote, _] = pick_evidence("How do I reconnect?", answer, sources, reading=reading)
+    assert quote.text == "tern connect                 # reconnects with the new key"
+    # a chunk that begins inside the block (chunking cut it) ends it at its first fence
+    tail = number_sources([hit("tern.md", "Tern VPN", runbook.split("new key pair\n")[1])])
+    texts = [s.text for s in Reading("reconnect", tail, embedder.closeness).sentences]
+    assert texts[:2] == ["tern connect                 # reconnects with the new key", "```"]
+    assert texts[2] == "The old key is revoked after 24 hours."
+
+
 def test_a_long_sentence_is_quoted_around_what_matters():
     kinds = " ".join(
         f"{kind} records are kept for {n} months,"

@@ -117,6 +117,7 @@ class _Sentence:
 
 _ITEM = re.compile(r"\s*([-*+•]|\d{1,2}[.)]|[a-z][.)])\s")
 _TABLE_RULE = re.compile(r"\|?[\s:|-]+\|?")
+_FENCE = re.compile(r"\s*(```|~~~)")  # a fenced code block's first or last line
 
 
 def _sentences(sources: Sequence[Source]) -> list[_Sentence]:
@@ -124,8 +125,9 @@ def _sentences(sources: Sequence[Source]) -> list[_Sentence]:
 
     A table row is read under its table's header row ("| Lead |" makes "Kertu Mets" a
     lead), a list item under the sentence ending in ":" that introduces the list ("Before
-    surgery:"). Those headers, lead-ins and rules, and headings standing alone, state no
-    fact by themselves; they say little and rank after every sentence that does.
+    surgery:"), and so is each line of a fenced code block ("Rotate your key like this:").
+    Those headers, lead-ins, rules and fences, and headings standing alone, state no fact by
+    themselves; they say little and rank after every sentence that does.
     """
     found: list[_Sentence] = []
     seen: set[str] = set()
@@ -133,11 +135,16 @@ def _sentences(sources: Sequence[Source]) -> list[_Sentence]:
         for hit in source.hits:
             pieces = _whole(sentences(_unwrapped(hit.body)))
             header = lead = ""
+            code = _starts_in_code(hit.body)
             for position, sentence in enumerate(pieces):
                 line = sentence.strip()
                 words = frozenset(terms(sentence))
                 context, says_little = "", False
-                if line.startswith("|"):
+                if _FENCE.match(line):  # a code block opens or closes; its lead-in holds
+                    code, says_little = not code, True
+                elif code:  # a command or a line of a file, read under the block's lead-in
+                    context, says_little = lead, not words
+                elif line.startswith("|"):
                     following = pieces[position + 1].strip() if position + 1 < len(pieces) else ""
                     if _TABLE_RULE.fullmatch(line):  # the rule itself
                         says_little = True
@@ -307,16 +314,27 @@ def _quote(sentence: _Sentence, wanted: Collection[str], *, focus: bool) -> Evid
 _BLOCK_START = re.compile(r"\s*([-*+|#>]|\d+[.)]\s|[a-z][.)]\s)")  # "b) " too
 
 
+def _starts_in_code(body: str) -> bool:
+    """Whether a chunk begins inside a code block: an odd number of fences, the first bare
+    ("```", not "```bash"), as where chunking cut the block and this chunk holds its end."""
+    fences = [line.strip() for line in body.splitlines() if _FENCE.match(line)]
+    return len(fences) % 2 == 1 and fences[0] in {"```", "~~~"}
+
+
 def _unwrapped(body: str) -> str:
-    """Hard-wrapped lines joined back into their sentence; list items and rows stay apart."""
+    """Hard-wrapped lines joined back into their sentence; list items, rows and the lines of a
+    fenced code block (each a command, or a line of a file) stay apart."""
     lines: list[str] = []
+    fenced = _starts_in_code(body)
     for line in body.splitlines():
         previous = lines[-1].strip() if lines else ""
-        joins = previous and not previous.startswith(("|", "#")) and line.strip()
-        if joins and not _BLOCK_START.match(line):
+        fence = bool(_FENCE.match(line))
+        joins = previous and not previous.startswith(("|", "#", "```", "~~~")) and line.strip()
+        if joins and not fenced and not fence and not _BLOCK_START.match(line):
             lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
         else:
             lines.append(line)
+        fenced ^= fence
     return "\n".join(lines)
 
 
