@@ -329,7 +329,8 @@ def _unwrapped(body: str) -> str:
     for line in body.splitlines():
         previous = lines[-1].strip() if lines else ""
         fence = bool(_FENCE.match(line))
-        joins = previous and not previous.startswith(("|", "#", "```", "~~~")) and line.strip()
+        stands_apart = previous.startswith(("|", "#")) or _FENCE.match(previous)
+        joins = previous and not stands_apart and line.strip()
         if joins and not fenced and not fence and not _BLOCK_START.match(line):
             lines[-1] = f"{lines[-1].rstrip()} {line.strip()}"
         else:
