@@ -68,6 +68,11 @@ class LlmSettings(BaseModel):
     focus_sentences: Annotated[int, Field(ge=1, le=5)] = Field(
         1, description="How many of the question's closest source sentences focus_bias favours"
     )
+    copy_code: bool = Field(
+        True,
+        description="Code in an answer (inline or a fenced block) is copied from its sources, "
+        "never made up (in-process models only)",
+    )
     temperature: Annotated[float, Field(ge=0, le=2)] = Field(
         0.2, description="Sampling temperature; 0 always picks the likeliest token"
     )

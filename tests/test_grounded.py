@@ -2,6 +2,7 @@
 the answers a new user gets from it on the sample handbook."""
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,3 +140,11 @@ def test_a_new_user_gets_grounded_answers_with_evidence(
         assert contains(answer.text, figure), (question, answer.text)
         quoted = " ".join(quote.text for quote in answer.evidence)
         assert contains(quoted, rule), (question, quoted)
+    vpn = answers.answer("How do I connect to the VPN?")  # a command is copied, never made up
+    blocks = re.findall(r"```[^\n]*\n(.*?)(?:```|$)", vpn.text, flags=re.S)
+    prose = re.sub(r"```.*?(?:```|$)", "", vpn.text, flags=re.S)
+    commands = re.findall(r"`([^`\n]+)`", prose) + [
+        line.strip() for block in blocks for line in block.splitlines() if line.strip()
+    ]
+    page = (handbook[1] / "it-and-vpn.md").read_text()
+    assert commands and all(command in page for command in commands), vpn.text

@@ -167,3 +167,44 @@ def test_the_focus_bias_leaves_a_refusal_the_gate_let_through(engine: LlmEngine)
     assert (later[ids] == 2.0).all() and later.sum() == 2.0 * len(ids)
     unsure = FocusBias(ids, 2.0, token)  # the gate took the refusal off: biased from the start
     assert (unsure(np.array([], dtype=np.intc), np.zeros_like(scores))[ids] == 2.0).all()
+
+
+@pytest.mark.parametrize(
+    ("written", "where"),
+    [
+        ("Run it [1].", None),
+        ("Run `kvpn con", ("inline", "kvpn con")),
+        ("Run `kvpn connect` again", None),
+        ("Run:\n```bash", None),  # a fence's language tag is free
+        ("```bash\nkvpn status\nkvpn con", ("block", "kvpn con")),
+        ("```bash\nkvpn status\n```\nthen `kv", ("inline", "kv")),
+    ],
+)
+def test_the_answer_so_far_is_in_prose_or_in_code(written: str, where: tuple[str, str] | None):
+    from bot.engine.copying import open_code
+
+    assert open_code(written) == where
+
+
+def test_code_in_an_answer_is_copied_from_its_sources(engine: LlmEngine):
+    """Inside code the model may only continue a piece of the sources, or end the code."""
+    import numpy as np
+
+    from bot.engine.copying import CodeCopy, keeps_copy
+
+    source = "Reconnect with `kvpn connect` after a rotation."
+    assert keeps_copy("inline", "kvpn", " connect", source)
+    assert keeps_copy("inline", "kvpn connect", "`.", source)  # ends the span after a copy
+    assert not keeps_copy("inline", "kvpn connect", " --", source)
+    assert not keeps_copy("inline", "", "`", source)  # never an empty span
+    assert keeps_copy("block", "", "```", source)  # the block ends
+    llama = engine.llama
+    guard = CodeCopy(llama.detokenize, llama.tokenize, source)
+    prompt = llama.tokenize(b"How do I connect?", add_bos=False)
+    invented, close = (llama.tokenize(text, add_bos=False)[0] for text in (b" --", b"`"))
+    scores = np.zeros(llama.n_vocab(), dtype=np.single)
+    scores[invented], scores[close] = 9.0, 4.0
+    assert guard(np.array(prompt, dtype=np.intc), scores.copy())[invented] == 9.0  # prose: free
+    code = prompt + llama.tokenize(b"Run `kvpn connect", add_bos=False)
+    steered = guard(np.array(code, dtype=np.intc), scores.copy())
+    assert np.isneginf(steered[invented]) and int(steered.argmax()) == close

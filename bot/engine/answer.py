@@ -174,6 +174,7 @@ class AnswerService:
             stats=stats,
             on_wait=waiting,
             favour=favour,
+            copy_from="\n".join([question, *(source.text for source in plan.sources)]),
         ):
             pieces.append(piece)
             if on_token is not None:

@@ -44,9 +44,11 @@ class Engine(Protocol):
         stats: GenerationStats | None = None,
         on_wait: Callable[[int], None] | None = None,
         favour: Sequence[str] = (),
+        copy_from: str = "",
     ) -> Iterator[str]:
         """Yield the answer's pieces; the tokens of `favour` (source sentences) get the
-        settings' `focus_bias` added to their logits while it writes."""
+        settings' `focus_bias` added to their logits while it writes, and code in the answer
+        is copied from `copy_from` (the sources) where the backend can see every step."""
         ...
 
 

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from llama_cpp import Llama, LogitsProcessorList
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+from bot.engine.copying import CodeCopy
 from bot.engine.generation import Engine, GenerationStats, Message, favoured_tokens
 from bot.engine.turns import Turns
 from bot.settings import LlmSettings
@@ -148,6 +149,7 @@ class LlmEngine:
         stats: GenerationStats | None = None,
         on_wait: Callable[[int], None] | None = None,
         favour: Sequence[str] = (),
+        copy_from: str = "",
     ) -> Iterator[str]:
         """Yield the answer's text pieces; waits its turn behind earlier callers."""
         stats = stats if stats is not None else GenerationStats()
@@ -160,6 +162,8 @@ class LlmEngine:
             if favour and self.settings.focus_bias > 0:
                 ids = favoured_tokens(model.llama.tokenize, favour)
                 steering.append(FocusBias(ids, self.settings.focus_bias, gate.token))
+            if copy_from and self.settings.copy_code:
+                steering.append(CodeCopy(model.llama.detokenize, model.llama.tokenize, copy_from))
             pieces = model.llama.create_completion(
                 prompt,
                 max_tokens=max_tokens,

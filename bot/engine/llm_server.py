@@ -78,8 +78,11 @@ class ServerEngine:
         stats: GenerationStats | None = None,
         on_wait: Callable[[int], None] | None = None,
         favour: Sequence[str] = (),
+        copy_from: str = "",
     ) -> Iterator[str]:
-        """Yield the answer's text pieces from the least busy server that answers."""
+        """Yield the answer's text pieces from the least busy server that answers. A server
+        samples on its own, so `copy_from` is not enforced here: the figures check still runs
+        on the answer."""
         stats = stats if stats is not None else GenerationStats()
         stats.model = self.name
         body: dict[str, object] = {
