@@ -52,8 +52,9 @@ class CodeCopy:
 
     `source` is the text the code must come from (the prompt's sources and the question).
     The answer's start is where the first call finds the prompt's end. When none of the
-    likeliest tokens copies and the code so far is a copy, the code ends there; when the code
-    so far is not one (it began before anything matched), the model is left to itself.
+    likeliest tokens copies, the code ends where it stands if it is a copy so far; an empty
+    span, or one that is no copy already, is left to the model (single characters of the
+    sources nearly always copy, so this is rare).
     """
 
     def __init__(
