@@ -72,6 +72,15 @@ def test_the_cited_source_is_preferred_and_the_question_picks_the_second_quote()
     assert "Business class is allowed only for flights longer than 6 hours" in quoted
 
 
+def test_a_sentence_copied_from_another_source_is_quoted_despite_a_wrong_citation():
+    copied = "Business class is allowed only for flights longer than 6 hours [1]."  # not [2]
+    support = [q for q in pick_evidence("Which class can I fly?", copied, SOURCES) if not q.focus]
+    assert support and support[0].n == 2 and "longer than 6 hours" in support[0].text
+    hinted = "Business class needs 25 days of notice [1]."  # [1] holds 25: the citation stands
+    support = [q for q in pick_evidence("Which class can I fly?", hinted, SOURCES) if not q.focus]
+    assert support and support[0].n == 1 and "25 working days" in support[0].text
+
+
 def test_the_second_quote_is_the_sentence_closest_in_meaning_in_any_source(
     embedder: Embedder,
 ) -> None:

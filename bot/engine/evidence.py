@@ -29,6 +29,7 @@ REFUSED = re.compile(
 _FIRST_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
 _LIST_MARK = re.compile(r"^\s*\d{1,2}[.)]\s", re.MULTILINE)
 QUOTE_CHARS = 320  # a longer sentence (a table row, a run-on) is cut with an ellipsis
+WRONG_CITATION = 2.0  # another source's sentence must share this many times as much to be quoted
 _WORD = re.compile(r"[\w€$£%]+(?:[.,:/'’-][\w]+)*")
 _STOP = frozenset(
     "a an the of to in on for and or is are was were be been by with at from as it its this "
@@ -280,6 +281,10 @@ def pick_evidence(
     """The sentence that best supports `answer`, from the sources it cites (else any), and
     the sentence of any source the question is most about (`Reading`).
 
+    A sentence of another source wins the first place when it shares at least
+    `WRONG_CITATION` times as much with the answer: the model copied it and cited the wrong
+    number, and the cited source's best sentence would be beside the point.
+
     Under a right answer the second quote completes the support; under a wrong one it shows
     what the sources do say. Under a refusal, that sentence alone is the closest the sources
     come, so the reader can judge where the model would not. Pass the `reading` made before
@@ -293,16 +298,26 @@ def pick_evidence(
         return [] if closest is None else [_quote(closest, terms(question), focus=True)]
     every = reading.sentences
     numbers = cited(answer)
-    pool = [s for s in every if s.source.n in numbers] or every
     wanted, asked = set(terms(answer)), set(terms(question))
-    scored = [(score, s) for s in pool if (score := _score(set(s.terms), wanted, asked)) > 0]
-    chosen = [min(scored, key=lambda c: (-c[0], c[1].order, c[1].position))[1]] if scored else []
+    anywhere = _support(every, wanted, asked)
+    own = _support([s for s in every if s.source.n in numbers], wanted, asked)
+    if own is not None and (anywhere is None or anywhere[0] <= WRONG_CITATION * own[0]):
+        anywhere = own  # the cited source's, unless the model cited the wrong source
+    chosen = [anywhere[1]] if anywhere is not None else []
     focus = reading.best()
     second = reading.best(chosen) if len(chosen) < limit else None
     if second is not None:
         chosen.append(second)
     chosen.sort(key=lambda s: (s.order, s.position))
     return [_quote(s, wanted | asked, focus=s is focus) for s in chosen]
+
+
+def _support(
+    pool: Sequence[_Sentence], wanted: set[str], asked: set[str]
+) -> tuple[float, _Sentence] | None:
+    """The sentence of `pool` that shares the most with the answer, with its score."""
+    scored = [(score, s) for s in pool if (score := _score(set(s.terms), wanted, asked)) > 0]
+    return min(scored, key=lambda c: (-c[0], c[1].order, c[1].position)) if scored else None
 
 
 def _quote(sentence: _Sentence, wanted: Collection[str], *, focus: bool) -> Evidence:
