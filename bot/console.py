@@ -16,7 +16,8 @@ HELP = "Commands: /reset forgets the conversation, /help shows this, /quit (or C
 
 
 def format_sources(answer: Answer) -> str:
-    """Evidence quotes, warnings on figures no source or no quote holds, then the sources."""
+    """Evidence quotes, warnings on figures no source or no quote holds, then the sources:
+    those the answer cites, and any other a quote comes from."""
     lines = []
     if answer.unsupported:
         lines.append(f"Check this: {', '.join(answer.unsupported)} is not in the sources.")
@@ -30,9 +31,15 @@ def format_sources(answer: Answer) -> str:
         for quote in answer.evidence:
             mark = " ← closest to the question" if answer.disputed and quote.focus else ""
             lines.append(f'  [{quote.n}] "{quote.text}"{mark}')
-    if answer.sources:
+    cited = {source.n for source in answer.sources}
+    # a quote may come from a source the answer doesn't cite: list it too, so [n] has a place
+    quoted = {q.n: q for q in answer.evidence if q.n not in cited}
+    if answer.sources or quoted:
         lines.append("Sources:")
         lines += [f"  [{s.n}] {s.title} — {s.location}" for s in answer.sources]
+        lines += [
+            f"  [{q.n}] {q.title} — {q.location} (quoted, not cited)" for q in quoted.values()
+        ]
     return "\n".join(lines)
 
 

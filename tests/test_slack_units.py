@@ -118,6 +118,9 @@ def test_figures_the_quotes_do_not_hold_are_flagged_in_slack_and_the_console():
     assert "closest" not in format_sources(answer)  # no mark without a warning
     assert "closest" not in evidence_block(answer)["text"]["text"]
     assert "Evidence:" in format_sources(answer)
+    answer.evidence[1] = Evidence(2, "Pay", "/kb/pay.md", "Paid monthly.", focus=True)
+    sources = format_sources(answer).split("Sources:\n")[1]  # [2] is quoted, not cited
+    assert sources == "  [1] On-call — /kb/oncall.md\n  [2] Pay — /kb/pay.md (quoted, not cited)"
 
 
 def test_under_a_refusal_the_quote_is_labelled_the_closest_the_sources_come():
