@@ -301,9 +301,10 @@ def pick_evidence(
     wanted, asked = set(terms(answer)), set(terms(question))
     anywhere = _support(every, wanted, asked)
     own = _support([s for s in every if s.source.n in numbers], wanted, asked)
-    if own is not None and (anywhere is None or anywhere[0] <= WRONG_CITATION * own[0]):
-        anywhere = own  # the cited source's, unless the model cited the wrong source
-    chosen = [anywhere[1]] if anywhere is not None else []
+    # the cited sources' sentence, unless another shares far more: the citation is wrong
+    trusted = own is not None and (anywhere is None or anywhere[0] <= WRONG_CITATION * own[0])
+    support = own if trusted else anywhere
+    chosen = [support[1]] if support is not None else []
     focus = reading.best()
     second = reading.best(chosen) if len(chosen) < limit else None
     if second is not None:
