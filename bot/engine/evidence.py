@@ -299,8 +299,9 @@ def pick_evidence(
     every = reading.sentences
     numbers = cited(answer)
     wanted, asked = set(terms(answer)), set(terms(question))
-    anywhere = _support(every, wanted, asked)
-    own = _support([s for s in every if s.source.n in numbers], wanted, asked)
+    scored = [(score, s) for s in every if (score := _score(set(s.terms), wanted, asked)) > 0]
+    anywhere = _best_support(scored)
+    own = _best_support([c for c in scored if c[1].source.n in numbers])
     # the cited sources' sentence, unless another shares far more: the citation is wrong
     trusted = own is not None and (anywhere is None or anywhere[0] <= WRONG_CITATION * own[0])
     support = own if trusted else anywhere
@@ -313,11 +314,8 @@ def pick_evidence(
     return [_quote(s, wanted | asked, focus=s is focus) for s in chosen]
 
 
-def _support(
-    pool: Sequence[_Sentence], wanted: set[str], asked: set[str]
-) -> tuple[float, _Sentence] | None:
-    """The sentence of `pool` that shares the most with the answer, with its score."""
-    scored = [(score, s) for s in pool if (score := _score(set(s.terms), wanted, asked)) > 0]
+def _best_support(scored: Sequence[tuple[float, _Sentence]]) -> tuple[float, _Sentence] | None:
+    """Of (score, sentence) pairs, the one sharing the most with the answer; ties go first."""
     return min(scored, key=lambda c: (-c[0], c[1].order, c[1].position)) if scored else None
 
 
